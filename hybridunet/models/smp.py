@@ -1,0 +1,81 @@
+"""Peers from segmentation-models-pytorch, with any encoder smp or timm knows.
+
+Encoders start from random weights (``encoder_weights=None``): nothing is downloaded.
+Pretrained weights come from a local file through ``weights_path``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from hybridunet.models.registry import MODELS
+from hybridunet.nn import pad_to_multiple
+from hybridunet.weights import load_weights, read_state_dict
+
+SMP_ARCHITECTURES = {
+    "smp_unet": "unet",
+    "smp_unetplusplus": "unetplusplus",
+    "smp_fpn": "fpn",
+    "smp_deeplabv3plus": "deeplabv3plus",
+}
+
+
+class SmpModel(nn.Module):
+    """An smp architecture that accepts any input size (padded to the encoder's stride).
+
+    Args:
+        arch: smp architecture name ("unet", "fpn", ...).
+        num_classes, in_channels: as for every model here.
+        encoder_name: any smp encoder, or ``"tu-<timm name>"`` for a timm one.
+        encoder_weights: smp's pretrained-weight tag; None (the default) never downloads.
+        weights_path: a local ``.safetensors`` or ``.pth`` state dict for the encoder,
+            loaded without unpickling code.
+        **smp_kwargs: passed to the smp architecture (``decoder_channels``, ...).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int = 19,
+        in_channels: int = 3,
+        encoder_name: str = "resnet18",
+        encoder_weights: str | None = None,
+        weights_path: str | Path | None = None,
+        **smp_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.model = smp.create_model(
+            arch,
+            encoder_name=encoder_name,
+            encoder_weights=encoder_weights,
+            in_channels=in_channels,
+            classes=num_classes,
+            **smp_kwargs,
+        )
+        if weights_path is not None:
+            load_encoder_weights(self.model.encoder, weights_path)
+        self.stride = int(self.model.encoder.output_stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        return self.model(pad_to_multiple(x, self.stride))[..., :h, :w]
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
+    """Load a local encoder state dict; a whole model's file (``encoder.*`` keys) also works."""
+    state = read_state_dict(path)
+    for prefix in ("model.encoder.", "encoder."):
+        if any(k.startswith(prefix) for k in state):
+            state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+            break
+    load_weights(encoder, state, path)
+
+
+for _name, _arch in SMP_ARCHITECTURES.items():
+    MODELS.register(_name, partial(SmpModel, _arch))

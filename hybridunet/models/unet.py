@@ -1,0 +1,141 @@
+"""One UNet assembled from named parts; `unet` and `hybrid_unet` are presets of it."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hybridunet.models.registry import MODELS
+from hybridunet.nn import BLOCKS, BOTTLENECKS, SKIPS, UPSAMPLERS, pad_to_multiple
+
+DEFAULT_WIDTHS = (32, 64, 128, 256, 512)
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skips, every part picked by name from its registry.
+
+    Args:
+        num_classes: output channels (logits).
+        in_channels: input image channels.
+        widths: channels per scale, shallow to deep; ``len(widths) - 1`` downsamplings.
+        depth: number of downsamplings; widths are cut to ``depth + 1`` entries, or
+            extended by doubling the last one.
+        encoder_block, decoder_block: names in ``hybridunet.nn.BLOCKS``.
+        skip: name in ``SKIPS``; bottleneck: name in ``BOTTLENECKS``;
+        upsampler: name in ``UPSAMPLERS``.
+        *_kwargs: extra keyword arguments for that part (e.g. ``bottleneck_kwargs={"heads": 4}``).
+        deep_supervision: add a 1x1 head after every decoder stage but the last; in
+            training mode ``forward`` then returns ``(logits, [aux_logits, ...])``, each
+            at the input size, and in eval mode the logits alone.
+
+    Inputs of any height and width work: they are padded to a multiple of
+    ``2 ** depth`` and the logits cropped back.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 19,
+        in_channels: int = 3,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        depth: int | None = None,
+        encoder_block: str = "double_conv",
+        decoder_block: str = "double_conv",
+        skip: str = "concat",
+        bottleneck: str = "identity",
+        upsampler: str = "transpose",
+        encoder_block_kwargs: Mapping[str, Any] | None = None,
+        decoder_block_kwargs: Mapping[str, Any] | None = None,
+        skip_kwargs: Mapping[str, Any] | None = None,
+        bottleneck_kwargs: Mapping[str, Any] | None = None,
+        upsampler_kwargs: Mapping[str, Any] | None = None,
+        deep_supervision: bool = False,
+    ) -> None:
+        super().__init__()
+        widths = _resolve_widths(widths, depth)
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.widths = widths
+        self.depth = len(widths) - 1
+        self.stride = 2**self.depth
+        self.deep_supervision = deep_supervision
+        enc_kw, dec_kw = dict(encoder_block_kwargs or {}), dict(decoder_block_kwargs or {})
+        skip_kw, up_kw = dict(skip_kwargs or {}), dict(upsampler_kwargs or {})
+
+        ins = (in_channels, *widths[:-1])
+        self.encoder = nn.ModuleList(
+            BLOCKS.build(encoder_block, in_channels=i, out_channels=o, **enc_kw) for i, o in zip(ins, widths)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = BOTTLENECKS.build(bottleneck, channels=widths[-1], **dict(bottleneck_kwargs or {}))
+
+        # Decoder stages run deep to shallow: upsample from widths[i + 1] to widths[i],
+        # fuse with the encoder map of scale i, then a block back to widths[i].
+        self.upsamplers, self.skips, self.decoder = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for i in reversed(range(self.depth)):
+            self.upsamplers.append(
+                UPSAMPLERS.build(upsampler, in_channels=widths[i + 1], out_channels=widths[i], **up_kw)
+            )
+            fuse = SKIPS.build(skip, channels=widths[i], skip_channels=widths[i], **skip_kw)
+            self.skips.append(fuse)
+            self.decoder.append(
+                BLOCKS.build(decoder_block, in_channels=fuse.out_channels, out_channels=widths[i], **dec_kw)
+            )
+        self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+        self.aux_heads = nn.ModuleList(
+            nn.Conv2d(widths[i], num_classes, kernel_size=1) for i in reversed(range(1, self.depth))
+        ) if deep_supervision else None
+
+    @property
+    def feature_info(self) -> list[dict[str, int]]:
+        """Channels and stride of each encoder scale, as timm's ``feature_info`` reports them."""
+        return [{"num_chs": w, "reduction": 2**i} for i, w in enumerate(self.widths)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.stride)
+        features = []
+        for i, block in enumerate(self.encoder):
+            x = block(self.pool(x) if i else x)
+            features.append(x)
+        x = self.bottleneck(features.pop())
+        stages = []
+        for up, fuse, block in zip(self.upsamplers, self.skips, self.decoder):
+            x = block(fuse(up(x), features.pop()))
+            stages.append(x)
+        logits = self.head(x)[..., :h, :w]
+        if self.aux_heads is None or not self.training:
+            return logits
+        size = x.shape[-2:]
+        aux = [
+            F.interpolate(head(s), size=size, mode="bilinear", align_corners=False)[..., :h, :w]
+            for head, s in zip(self.aux_heads, stages)
+        ]
+        return logits, aux
+
+
+def _resolve_widths(widths: Sequence[int], depth: int | None) -> tuple[int, ...]:
+    widths = tuple(widths)
+    if len(widths) < 2 or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ValueError(f"widths must be at least two positive integers, got {widths!r}")
+    if depth is None:
+        return widths
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+    while len(widths) < depth + 1:
+        widths += (widths[-1] * 2,)
+    return widths[: depth + 1]
+
+
+# Presets are rows of data for the one assembler (as timm's are), not classes.
+UNET_PARTS = dict(
+    encoder_block="double_conv", decoder_block="double_conv", skip="concat", bottleneck="identity", upsampler="transpose"
+)
+HYBRID_UNET_PARTS = dict(UNET_PARTS, encoder_block="residual_se", skip="attention_gate", bottleneck="transformer")
+
+MODELS.register("unet", partial(UNet, **UNET_PARTS))
+MODELS.register("hybrid_unet", partial(UNet, **HYBRID_UNET_PARTS))

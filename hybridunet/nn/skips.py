@@ -1,0 +1,48 @@
+"""Skip fusions: merge the upsampled decoder map with the encoder map of the same scale.
+
+A skip is built as (channels, skip_channels) and exposes `out_channels`, the width of
+what it returns, so the decoder block after it knows its input width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import Conv2dNormActivation
+
+from hybridunet.registry import Registry
+
+SKIPS: Registry[nn.Module] = Registry("skip")
+
+
+@SKIPS.register("concat")
+class ConcatSkip(nn.Module):
+    """Plain UNet skip: concatenate decoder and encoder maps along channels."""
+
+    def __init__(self, channels: int, skip_channels: int) -> None:
+        super().__init__()
+        self.out_channels = channels + skip_channels
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, skip], dim=1)
+
+
+@SKIPS.register("attention_gate")
+class AttentionGateSkip(nn.Module):
+    """Attention U-Net gate (Oktay et al., 2018): the decoder map decides, per pixel,
+    how much of the encoder map passes, then the two are concatenated.
+
+    `inter_channels` is the width of the additive attention (default: skip_channels // 2).
+    """
+
+    def __init__(self, channels: int, skip_channels: int, inter_channels: int | None = None) -> None:
+        super().__init__()
+        inter = inter_channels or max(skip_channels // 2, 1)
+        self.gate = Conv2dNormActivation(channels, inter, kernel_size=1, activation_layer=None)
+        self.skip = Conv2dNormActivation(skip_channels, inter, kernel_size=1, activation_layer=None)
+        self.psi = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(inter, 1, kernel_size=1), nn.Sigmoid())
+        self.out_channels = channels + skip_channels
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        alpha = self.psi(self.gate(x) + self.skip(skip))
+        return torch.cat([x, skip * alpha], dim=1)

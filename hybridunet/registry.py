@@ -1,0 +1,112 @@
+"""One small name -> builder registry, shared by every family of parts (models, blocks, ...)."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from typing import Any, Callable, Generic, Iterator, TypeVar, overload
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UnknownNameError(KeyError, ValueError):
+    """A name that is not in a registry; the message lists the known names.
+
+    Subclasses both KeyError (a failed look-up) and ValueError (a bad argument value),
+    so callers can catch whichever reads naturally.
+    """
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """Maps names to builders (classes or functions) of one family of parts.
+
+    >>> BLOCKS = Registry("block")
+    >>> @BLOCKS.register("double_conv")
+    ... class DoubleConv: ...
+    >>> BLOCKS.build("double_conv")
+    """
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._builders: dict[str, Callable[..., T]] = {}
+
+    @overload
+    def register(self, name: str) -> Callable[[F], F]: ...
+
+    @overload
+    def register(self, name: str, builder: F) -> F: ...
+
+    def register(self, name: str, builder: Callable[..., T] | None = None) -> Any:
+        """Register `builder` under `name`; without `builder`, return a decorator."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.family} name must be a non-empty string, got {name!r}")
+
+        def add(fn: F) -> F:
+            if name in self._builders:
+                raise ValueError(f"{self.family} {name!r} is already registered")
+            self._builders[name] = fn
+            return fn
+
+        return add if builder is None else add(builder)
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The builder registered under `name`, or an error listing the known names."""
+        try:
+            return self._builders[name]
+        except (KeyError, TypeError):
+            known = ", ".join(self.names()) or "none"
+            close = difflib.get_close_matches(str(name), self._builders, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.family} {name!r}.{hint} Known {self.family}s: {known}"
+            ) from None
+
+    def build(self, name: str, /, **kwargs: Any) -> T:
+        """Build the part registered under `name` with keyword arguments.
+
+        Keywords are checked against the builder's signature first, so a misspelt option
+        fails with the accepted ones listed rather than deep inside a constructor.
+        """
+        builder = self.get(name)
+        signature = _signature(builder)
+        if signature is not None:
+            try:
+                signature.bind(**kwargs)
+            except TypeError as err:
+                accepted = ", ".join(
+                    p.name
+                    for p in signature.parameters.values()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                )
+                raise TypeError(
+                    f"{self.family} {name!r}: {err}. Accepted keywords: {accepted}"
+                ) from None
+        return builder(**kwargs)
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching a shell-style glob such as ``"*unet*"``."""
+        return sorted(n for n in self._builders if fnmatch.fnmatchcase(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builders
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.family!r}, names={self.names()})"
+
+
+def _signature(builder: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(builder)
+    except (TypeError, ValueError):  # some builtins have no signature
+        return None

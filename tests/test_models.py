@@ -1,0 +1,189 @@
+import itertools
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import hybridunet as hu
+from hybridunet.models import MODELS
+from hybridunet.models.summary import count_flops, count_params
+from hybridunet.nn import BLOCKS, BOTTLENECKS, SKIPS, UPSAMPLERS
+from hybridunet.nn.bottlenecks import ASPP, TransformerBottleneck
+from hybridunet.nn.skips import AttentionGateSkip
+
+TINY = dict(num_classes=5, widths=(8, 16, 32))
+BUILTIN = ["hybrid_unet", "smp_deeplabv3plus", "smp_fpn", "smp_unet", "smp_unetplusplus", "unet"]
+
+
+def tiny_kwargs(name: str) -> dict:
+    if name.startswith("smp_"):
+        return dict(num_classes=5, encoder_name="resnet18")
+    return dict(TINY)
+
+
+def assert_trains(model: torch.nn.Module, images: torch.Tensor, num_classes: int) -> None:
+    model.train()
+    logits = model(images)
+    assert logits.shape == (images.shape[0], num_classes, *images.shape[-2:])
+    logits.square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_grad, f"no gradient reached {no_grad}"
+
+
+def test_builtin_models_are_listed():
+    assert set(BUILTIN) <= set(hu.list_models())
+    assert hu.list_models("smp_*") == [n for n in BUILTIN if n.startswith("smp_")]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_model_returns_logits_at_odd_sizes_and_trains(name, images):
+    model = hu.create_model(name, **tiny_kwargs(name))
+    assert_trains(model, images, 5)
+    model.eval()
+    with torch.no_grad():
+        assert model(images[:1, :, :33, :17]).shape == (1, 5, 33, 17)
+
+
+@pytest.mark.parametrize(
+    "encoder_block,skip,bottleneck,upsampler",
+    list(itertools.product(BLOCKS.names(), SKIPS.names(), BOTTLENECKS.names(), UPSAMPLERS.names())),
+)
+def test_every_combination_of_parts_trains(encoder_block, skip, bottleneck, upsampler, images):
+    model = hu.create_model(
+        "unet",
+        **TINY,
+        encoder_block=encoder_block,
+        decoder_block=encoder_block,
+        skip=skip,
+        bottleneck=bottleneck,
+        upsampler=upsampler,
+    )
+    assert_trains(model, images, 5)
+
+
+def test_hybrid_unet_is_the_unet_with_three_parts_swapped():
+    unet, hybrid = hu.create_model("unet"), hu.create_model("hybrid_unet")
+    assert type(unet) is type(hybrid) is hu.models.UNet
+    assert unet.widths == hybrid.widths == (32, 64, 128, 256, 512)
+    assert isinstance(hybrid.bottleneck, TransformerBottleneck)
+    assert all(isinstance(s, AttentionGateSkip) for s in hybrid.skips)
+    assert all(hasattr(b, "se") for b in hybrid.encoder)
+    assert isinstance(hu.create_model("hybrid_unet", bottleneck="aspp").bottleneck, ASPP)
+
+
+def test_part_options_reach_the_part():
+    model = hu.create_model("hybrid_unet", **TINY, bottleneck_kwargs={"heads": 2, "layers": 3})
+    assert len(model.bottleneck.blocks) == 3
+    assert model.bottleneck.blocks[0].attn.num_heads == 2
+
+
+def test_depth_cuts_or_extends_widths():
+    assert hu.create_model("unet", widths=(8, 16, 32, 64), depth=2).widths == (8, 16, 32)
+    assert hu.create_model("unet", widths=(8, 16), depth=3).widths == (8, 16, 32, 64)
+    assert hu.create_model("unet", widths=(8, 16, 32)).stride == 4
+
+
+def test_deep_supervision_returns_aux_logits_in_training_only(images):
+    model = hu.create_model("unet", num_classes=5, widths=(8, 16, 32, 64), deep_supervision=True)
+    logits, aux = model(images)
+    assert logits.shape == (2, 5, 61, 93)
+    assert [a.shape for a in aux] == [(2, 5, 61, 93)] * 2
+    (logits.mean() + sum(a.mean() for a in aux)).backward()
+    assert all(p.grad is not None for p in model.aux_heads.parameters())
+    model.eval()
+    assert model(images).shape == (2, 5, 61, 93)
+
+
+def test_unknown_model_lists_the_known_models():
+    with pytest.raises(KeyError, match=r"unknown model 'hybrid_unte'\. Did you mean 'hybrid_unet'\?.*smp_fpn"):
+        hu.create_model("hybrid_unte")
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(bottleneck="asp"), r"unknown bottleneck 'asp'\. Did you mean 'aspp'\?"),
+        (dict(skip="attention"), r"unknown skip 'attention'.*attention_gate, concat"),
+        (dict(encoder_block="resnet"), r"unknown block 'resnet'.*double_conv, residual, residual_se"),
+        (dict(upsampler="pixelshuffle"), r"unknown upsampler 'pixelshuffle'.*bilinear, transpose"),
+    ],
+)
+def test_unknown_part_lists_the_known_parts(kwargs, message):
+    with pytest.raises(KeyError, match=message):
+        hu.create_model("unet", **kwargs)
+
+
+def test_unknown_keyword_fails_clearly():
+    with pytest.raises(TypeError, match=r"model 'unet'.*'bottlenek'.*Accepted keywords: num_classes"):
+        hu.create_model("unet", bottlenek="aspp")
+    with pytest.raises(TypeError, match=r"bottleneck 'transformer'.*'head'.*heads"):
+        hu.create_model("hybrid_unet", bottleneck_kwargs={"head": 4})
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(widths=(8,)), "widths must be at least two positive integers"),
+        (dict(widths=(8, -16)), "widths must be at least two positive integers"),
+        (dict(depth=0), "depth must be a positive integer"),
+        (dict(num_classes=0), "num_classes must be a positive integer"),
+        (dict(widths=(8, 18), bottleneck="transformer"), r"channels=18 must be divisible by 4 and by heads=8"),
+    ],
+)
+def test_bad_sizes_fail_with_the_value_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        hu.create_model("unet", **kwargs)
+
+
+def test_users_own_preset_registers_and_builds(monkeypatch, images):
+    monkeypatch.setattr(MODELS, "_builders", dict(MODELS._builders))
+
+    @hu.register_model("my_unet")
+    def my_unet(**kwargs):
+        return hu.create_model("unet", bottleneck="aspp", upsampler="bilinear", **kwargs)
+
+    assert "my_unet" in hu.list_models()
+    model = hu.create_model("my_unet", **TINY)
+    assert isinstance(model.bottleneck, ASPP)
+    assert_trains(model, images, 5)
+
+
+@pytest.mark.parametrize("name", ["unet", "hybrid_unet", "smp_unet"])
+def test_fixed_seed_gives_identical_outputs(name, images):
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = hu.create_model(name, **tiny_kwargs(name)).eval()
+        with torch.no_grad():
+            outputs.append(model(images))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+
+
+def test_model_creation_makes_no_network_call(offline):
+    for name in hu.list_models():
+        hu.create_model(name, **tiny_kwargs(name))
+    hu.create_model("smp_fpn", encoder_name="tu-resnet18")
+    hu.create_model("smp_unet", encoder_name="efficientnet-b0")
+
+
+def test_smp_encoder_weights_load_from_a_local_file(tmp_path, offline):
+    source = hu.create_model("smp_unet", num_classes=5)
+    path = tmp_path / "encoder.safetensors"
+    save_file(source.model.encoder.state_dict(), str(path))
+    target = hu.create_model("smp_unet", num_classes=5, weights_path=path)
+    torch.testing.assert_close(target.model.encoder.state_dict(), source.model.encoder.state_dict())
+
+    torch.save(source.state_dict(), tmp_path / "whole.pth")  # a whole model: encoder.* keys are used
+    hu.create_model("smp_unet", num_classes=5, weights_path=tmp_path / "whole.pth")
+
+    save_file({"conv1.weight": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match=r"other\.safetensors do not fit ResNetEncoder: missing keys \[bn1\.weight.*conv1\.weight \(1,\) vs \(64, 3, 7, 7\)"):
+        hu.create_model("smp_unet", weights_path=tmp_path / "other.safetensors")
+
+
+def test_summary_counts_params_and_flops_with_torch_counter():
+    model = hu.create_model("unet", num_classes=2, widths=(4, 8), in_channels=1)
+    assert count_params(model) == sum(p.numel() for p in model.parameters())
+    # One 3x3 conv 1->4 at 8x8 is 2*9*4*64 FLOPs; the whole net must count more than that.
+    assert count_flops(model, (1, 8, 8)) > 2 * 9 * 4 * 64
+    assert count_flops(hu.create_model("hybrid_unet"), (3, 64, 64)) > count_flops(hu.create_model("unet"), (3, 64, 64))
