@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -66,6 +67,89 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from a YAML config; the last stdout line is the metrics JSON."""
+    from hybridunet.config import load_config
+    from hybridunet.engine import fit
+
+    overrides = list(args.overrides) + (["train.overwrite=true"] if args.overwrite else [])
+    config = load_config(args.config, overrides)
+    result = fit(config, callbacks=_callbacks(config), resume=args.resume)
+    print(json.dumps(_json_ready(result)))
+    return 0
+
+
+def _callbacks(config) -> list:
+    return []
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on a split; the last stdout line is the metrics JSON."""
+    from hybridunet.checkpoint import load_model
+    from hybridunet.config import parse_config
+    from hybridunet.data import make_loader
+    from hybridunet.engine import build_loss, evaluate, open_split, pick_device
+
+    device = pick_device(args.device)
+    model, meta = load_model(args.checkpoint, device)
+    config = parse_config(meta["config"], f"the config stored in {args.checkpoint}")
+    if args.data is not None:  # another data set: all of its split, not the training run's subset
+        config.data = config.data.model_copy(update={"root": args.data, "limit_val": None})
+    data = open_split(config, args.split, train=False)
+    loader = make_loader(data, args.batch_size or config.train.batch_size, num_workers=config.data.num_workers)
+    metrics = evaluate(model, loader, config.model.num_classes, build_loss(config).to(device),
+                       meta["class_names"], device)
+    print(json.dumps(_json_ready(metrics)))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Write colour masks and overlays for an image or a folder of images."""
+    import cv2
+    import numpy as np
+
+    from hybridunet.checkpoint import load_model
+    from hybridunet.data.base import IMAGE_SUFFIXES, read_image
+    from hybridunet.data.labels import colorize
+    from hybridunet.engine import pick_device, predict
+
+    source, out = Path(args.input), Path(args.out)
+    if source.is_dir():
+        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file():
+        images = [source]
+    else:
+        raise FileNotFoundError(f"input {source} does not exist")
+    if not images:
+        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+    targets = {p: (out / f"{p.stem}_mask.png", out / f"{p.stem}_overlay.png") for p in images}
+    existing = [str(t) for pair in targets.values() for t in pair if t.exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{len(existing)} output files exist already (e.g. {existing[0]}); pass --overwrite to replace them")
+    device = pick_device(args.device)
+    model, meta = load_model(args.checkpoint, device)
+    normalize = meta["config"]["data"]["normalize"]
+    out.mkdir(parents=True, exist_ok=True)
+    for path, (mask_path, overlay_path) in targets.items():
+        image = read_image(path)
+        colours = colorize(predict(model, image, normalize, args.size, device))
+        overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
+        cv2.imwrite(str(mask_path), colours[..., ::-1])
+        cv2.imwrite(str(overlay_path), overlay[..., ::-1])
+    print(f"wrote masks and overlays of {len(images)} images to {out}")
+    return 0
+
+
+def _json_ready(value):
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    return value
+
+
 class UsageError(ValueError):
     """A command-line request that cannot be honoured as given."""
 
@@ -101,6 +185,30 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0, help="which samples are drawn")
     show.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
     show.set_defaults(func=cmd_data_show)
+
+    train = commands.add_parser("train", help="train from a YAML config (last line: metrics JSON)")
+    train.add_argument("--config", required=True, help="experiment YAML, e.g. experiments/configs/unet.yaml")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output folder")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing output folder's checkpoints")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=2")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint (last line: metrics JSON)")
+    evaluate.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint (e.g. outputs/RUN/best.safetensors)")
+    evaluate.add_argument("--data", help="data folder (default: the one it was trained on)")
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--batch-size", type=_positive, help="default: the training batch size")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.set_defaults(func=cmd_eval)
+
+    pred = commands.add_parser("predict", help="write colour masks and overlays for images")
+    pred.add_argument("--checkpoint", required=True)
+    pred.add_argument("--input", required=True, help="an image or a folder of images")
+    pred.add_argument("--out", required=True, help="output folder")
+    pred.add_argument("--size", type=_positive, help="run the model at SIZE x SIZE and resize back (default: as is)")
+    pred.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    pred.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pred.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -120,10 +228,16 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may stand anywhere, also after flags such as --resume
+    if hasattr(args, "overrides"):
+        args.overrides += [e for e in extra if "=" in e and not e.startswith("-")]
+        extra = [e for e in extra if e not in args.overrides]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:  # bad input: say what, no traceback
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:  # bad input: say what, no traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"hybridunet {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -1,0 +1,232 @@
+"""The experiment config: typed sections read from YAML, with dotted overrides.
+
+    cfg = load_config("experiments/configs/tiny.yaml", ["train.epochs=2", "model.name=hybrid_unet"])
+
+Unknown keys and bad values fail with the key, the value and what is allowed. The
+`model` and `loss` sections take, besides `name`, the keywords of the chosen builder
+(e.g. `model.bottleneck: aspp`), checked against that builder's signature.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hybridunet.registry import Registry
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BuilderSection(Section):
+    """A section naming a registered builder; other keys are that builder's keywords."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @classmethod
+    def registry(cls) -> Registry:
+        raise NotImplementedError
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check_keywords(self) -> "BuilderSection":
+        registry = self.registry()
+        signature = inspect.signature(registry.get(self.name))
+        try:
+            signature.bind_partial(**self.kwargs)
+        except TypeError as err:
+            accepted = ", ".join(p for p in signature.parameters if p not in ("args", "kwargs"))
+            raise ValueError(f"{err} for {registry.family} {self.name!r}; accepted keys: {accepted}") from None
+        return self
+
+
+def _models() -> Registry:
+    from hybridunet.models import MODELS
+
+    return MODELS
+
+
+def _losses() -> Registry:
+    from hybridunet.losses import LOSSES
+
+    return LOSSES
+
+
+class ModelConfig(BuilderSection):
+    name: str = "unet"
+    num_classes: int = Field(19, gt=0)
+
+    @classmethod
+    def registry(cls) -> Registry:
+        return _models()
+
+    def build_kwargs(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, **self.kwargs}
+
+
+class LossConfig(BuilderSection):
+    name: str = "dice_ce"
+
+    @classmethod
+    def registry(cls) -> Registry:
+        return _losses()
+
+
+class AugmentConfig(Section):
+    scale: tuple[float, float] = (0.75, 1.5)
+    hflip: float = Field(0.5, ge=0, le=1)
+    color_jitter: float = Field(0.2, ge=0, le=1)
+
+
+class DataConfig(Section):
+    root: str = "data/synthetic"
+    format: Literal["auto", "pairs", "cityscapes"] = "auto"
+    train_split: str = "train"
+    val_split: str = "val"
+    size: int = Field(256, gt=0)
+    normalize: Literal["unit", "imagenet"] = "imagenet"
+    augment: AugmentConfig = AugmentConfig()
+    num_workers: int = Field(0, ge=0)
+    cache_masks: bool = False
+    skip_bad: bool = False
+    limit_train: int | None = Field(None, gt=0, description="use only the first N training samples")
+    limit_val: int | None = Field(None, gt=0, description="use only the first N validation samples")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(8, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    channels_last: bool = False
+    compile: bool = False
+    grad_clip: float | None = Field(None, gt=0)
+    aux_weight: float = Field(0.4, ge=0, description="weight of deep-supervision losses")
+    early_stopping: int | None = Field(None, gt=0, description="stop after N epochs without a better val Dice")
+    out_dir: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+class OptimConfig(Section):
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class SchedConfig(Section):
+    name: Literal["none", "cosine", "poly", "step"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    power: float = Field(0.9, gt=0)
+    step_epochs: int = Field(10, gt=0)
+    gamma: float = Field(0.1, gt=0, le=1)
+
+
+class TrackingConfig(Section):
+    enabled: bool = True
+    experiment: str = "hybridunet"
+    uri: str | None = None
+    run_name: str | None = None
+    log_images: int = Field(4, ge=0)
+
+
+class ExperimentConfig(Section):
+    name: str | None = None
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    sched: SchedConfig = SchedConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted key -> value, e.g. {'train.epochs': 10, ...}: MLflow params."""
+        return flatten(self.to_dict())
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys (``train.epochs=2``); values are read as YAML (``[8, 16]``, ``null``, ``1e-3``)."""
+    tree = copy.deepcopy(tree)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            value = text
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[leaf] = value
+    return tree
+
+
+def parse_config(tree: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config tree; errors list every bad key with its value and what is allowed."""
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                lines.append(f"  {key}: unknown key (value {e['input']!r})")
+            else:
+                shown = "" if isinstance(e["input"], dict) else f" (got {e['input']!r})"
+                lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
+        raise ConfigError(f"invalid {source}:\n" + "\n".join(lines)) from None
+    except KeyError as err:  # an unknown model or loss name
+        raise ConfigError(f"invalid {source}: {err}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read a YAML config (``yaml.safe_load``) and apply dotted overrides."""
+    tree: dict[str, Any] = {}
+    source = "overrides"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections, got {type(tree).__name__}")
+    return parse_config(apply_overrides(tree, overrides), source)

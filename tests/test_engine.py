@@ -1,0 +1,148 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hybridunet.checkpoint import load_model, read_checkpoint
+from hybridunet.cli import main
+from hybridunet.config import load_config
+from hybridunet.data.synthetic import write_split
+from hybridunet.engine import Callback, NonFiniteLossError, fit
+
+TINY = Path(__file__).parents[1] / "experiments" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_split(root, "train", 16, size=64, seed=0)
+    write_split(root, "val", 5, size=64, seed=0)
+    return root
+
+
+def tiny(data: Path, out: Path, *overrides: str):
+    return load_config(TINY, [f"data.root={data}", f"train.out_dir={out}", *overrides])
+
+
+def last_json_line(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_tiny_run_overfits_four_images(data, tmp_path):
+    config = tiny(
+        data, tmp_path, "data.limit_train=4", "data.limit_val=4", "data.val_split=train",
+        "data.augment.scale=[1,1]", "data.augment.hflip=0", "data.augment.color_jitter=0",
+        "model.widths=[16,32,64]", "train.epochs=300", "optim.lr=0.005", "sched.name=none",
+    )
+    result = fit(config)
+    assert result["dice"] >= 0.9, result
+    assert result["checkpoint"] == str(tmp_path / "best.safetensors")
+
+
+def test_train_cli_prints_metrics_json_and_eval_reproduces_it(data, tmp_path, capsys):
+    assert main(["train", "--config", str(TINY), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 0
+    trained = last_json_line(capsys)
+    assert set(trained) == {"dice", "miou", "pixel_acc", "loss", "per_class_dice", "soft_dice_study", "checkpoint"}
+    assert len(trained["per_class_dice"]) == 19
+    assert main(["eval", "--checkpoint", trained.pop("checkpoint")]) == 0
+    assert last_json_line(capsys) == trained
+
+
+class CrashAfter(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, run, epoch, metrics) -> None:
+        if epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
+    overrides = ("train.epochs=3", "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}", "optim.name=adam")
+    whole = fit(tiny(data, tmp_path / "whole", *overrides))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tiny(data, tmp_path / "split", *overrides), callbacks=[CrashAfter(epoch=1)])
+    assert read_checkpoint(tmp_path / "split" / "last.safetensors")[1]["epoch"] == 1
+    resumed = fit(tiny(data, tmp_path / "split", *overrides), resume=True)
+    assert resumed.pop("checkpoint") != whole.pop("checkpoint")
+    assert resumed == whole
+    a, _ = read_checkpoint(tmp_path / "whole" / "last.safetensors")
+    b, meta = read_checkpoint(tmp_path / "split" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["epoch"] for h in meta["history"]] == [0, 1, 2]
+
+
+def test_resume_refuses_a_changed_config(data, tmp_path):
+    fit(tiny(data, tmp_path, "train.epochs=1"))
+    with pytest.raises(ValueError, match=r"different config: optim\.lr: 0\.003 -> 0\.1"):
+        fit(tiny(data, tmp_path, "train.epochs=1", "optim.lr=0.1"), resume=True)
+
+
+def test_an_existing_output_folder_is_never_overwritten_silently(data, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["train", "--config", str(TINY), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["train", "--config", str(TINY), f"data.root={data}", f"train.out_dir={tmp_path}", "--overwrite"]) == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "best.safetensors").is_file()
+
+
+def test_predict_handles_any_image_size(data, tmp_path, capsys):
+    fit(tiny(data, tmp_path / "run", "train.epochs=1"))
+    images = tmp_path / "in"
+    images.mkdir()
+    cv2.imwrite(str(images / "odd.png"), np.random.default_rng(0).integers(0, 255, (250, 333, 3), dtype=np.uint8))
+    checkpoint = str(tmp_path / "run" / "best.safetensors")
+    assert main(["predict", "--checkpoint", checkpoint, "--input", str(images), "--out", str(tmp_path / "out")]) == 0
+    for suffix in ("mask", "overlay"):
+        assert cv2.imread(str(tmp_path / "out" / f"odd_{suffix}.png")).shape == (250, 333, 3)
+    assert main(["predict", "--checkpoint", checkpoint, "--input", str(images / "odd.png"),
+                 "--out", str(tmp_path / "out2"), "--size", "64"]) == 0
+    assert main(["predict", "--checkpoint", checkpoint, "--input", str(images), "--out", str(tmp_path / "out")]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_checkpoint_rebuilds_its_model_and_checks_num_classes(data, tmp_path):
+    fit(tiny(data, tmp_path, "train.epochs=1", "model.name=hybrid_unet", "model.bottleneck=aspp"))
+    model, meta = load_model(tmp_path / "best.safetensors")
+    assert meta["model"]["bottleneck"] == "aspp" and meta["class_names"][0] == "road"
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"num_classes=5 does not match .* trained for 19 classes"):
+        load_model(tmp_path / "best.safetensors", num_classes=5)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train.epochs=abc", r"train\.epochs: Input should be a valid integer.*'abc'"),
+        ("train.batch_size=-2", r"train\.batch_size: Input should be greater than 0 \(got -2\)"),
+        ("trian.epochs=2", r"trian: unknown key"),
+        ("model.name=unet3", r"unknown model 'unet3'"),
+        ("loss.name=dice_bce", r"unknown loss 'dice_bce'\. Did you mean 'dice_ce'\?"),
+        ("sched.name=linear", r"sched\.name: Input should be 'none', 'cosine', 'poly' or 'step'"),
+    ],
+)
+def test_bad_config_keys_and_values_fail_clearly(override, message, capsys):
+    assert main(["train", "--config", str(TINY), override]) == 2
+    err = capsys.readouterr().err
+    assert str(TINY) in err
+    assert __import__("re").search(message, err), err
+
+
+def test_a_missing_config_file_is_named(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml not found" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_with_epoch_step_and_a_hint(data, tmp_path, monkeypatch):
+    from hybridunet import engine
+
+    class NaNLoss(torch.nn.Module):
+        def forward(self, logits, target):
+            return logits.mean() * float("nan")
+
+    monkeypatch.setattr(engine, "build_loss", lambda config: NaNLoss())
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 1, step 1: lower the learning rate \(optim\.lr=0\.003\)"):
+        fit(tiny(data, tmp_path))
