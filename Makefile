@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(VENV)/bin/hybridunet models
+	$(VENV)/bin/hybridunet demo
 
 test: install-dev
 	$(PY) -m pytest

@@ -51,7 +51,8 @@ class Callback:
 
     def on_epoch_end(self, run: "Run", epoch: int, metrics: dict[str, Any]) -> None: ...
 
-    def on_fit_end(self, run: "Run", result: dict[str, Any]) -> None: ...
+    def on_fit_end(self, run: "Run", result: dict[str, Any]) -> None:
+        """Called with the result about to be returned; may add keys to it (e.g. `run_id`)."""
 
     def on_exception(self, run: "Run", error: BaseException) -> None: ...
 
@@ -70,6 +71,8 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
     resumed: bool = False
+    val_confusion: ConfusionMatrix | None = None  # of the latest validation
+    best_confusion: ConfusionMatrix | None = None  # of the best validation in this process
     info: dict[str, Any] = field(default_factory=dict)  # free slot for callbacks (e.g. an MLflow run id)
 
 
@@ -125,11 +128,15 @@ def evaluate(
     device: torch.device | str = "cpu",
     amp: str = "none",
     channels_last: bool = False,
+    cm: ConfusionMatrix | None = None,
 ) -> dict[str, Any]:
-    """Metrics over a whole loader: dice, miou, pixel_acc, loss, per_class_dice, soft_dice_study."""
+    """Metrics over a whole loader: dice, miou, pixel_acc, loss, per_class_dice, soft_dice_study.
+
+    Pass an empty `cm` to keep the confusion matrix the figures come from.
+    """
     device = torch.device(device)
     model.eval()
-    cm = ConfusionMatrix(num_classes, class_names=class_names, device=device)
+    cm = cm if cm is not None else ConfusionMatrix(num_classes, class_names=class_names, device=device)
     study = SoftDiceStudy()
     loss_sum, seen = 0.0, 0
     memory = torch.channels_last if channels_last else torch.contiguous_format
@@ -276,12 +283,15 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
         stale = 0
         for epoch in range(run.start_epoch, t.epochs):
             train_metrics = _train_epoch(run, model, train_loader, loss_fn, optimizer, scheduler, scaler, epoch)
-            val = evaluate(model, val_loader, num_classes, loss_fn, class_names, device, t.amp, t.channels_last)
+            run.val_confusion = ConfusionMatrix(num_classes, class_names=class_names, device=device)
+            val = evaluate(model, val_loader, num_classes, loss_fn, class_names, device, t.amp, t.channels_last,
+                           cm=run.val_confusion)
             metrics = {**train_metrics, **{f"val_{k}": v for k, v in val.items()}, "epoch": epoch}
             run.history.append(_json_safe({k: v for k, v in metrics.items() if k != "val_per_class_dice"}))
             improved = run.best is None or val["dice"] > run.best["dice"]
             if improved:
                 run.best = _json_safe({**val, "epoch": epoch})
+                run.best_confusion = run.val_confusion
                 save_checkpoint(out_dir / "best.safetensors", raw_model, {**meta_base, "epoch": epoch, "metrics": run.best})
                 stale = 0
             else:
@@ -299,9 +309,9 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
                 break
         result = {**run.best, "checkpoint": str(out_dir / "best.safetensors")}
         result.pop("epoch", None)
-        atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
         for cb in callbacks:
             cb.on_fit_end(run, result)
+        atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
         return result
     except BaseException as error:
         for cb in callbacks:

@@ -36,3 +36,47 @@ def panel_grid(
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> plt.Figure:
+    """Row-normalised confusion matrix (rows: truth, columns: prediction)."""
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, float), where=rows > 0)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(0.45 * n + 3, 0.45 * n + 2.5))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), class_names, fontsize=7)
+    ax.set_xlabel("prediction"), ax.set_ylabel("truth")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(history: Sequence[dict]) -> plt.Figure:
+    """Loss and Dice per epoch, train and validation."""
+    epochs = [h["epoch"] + 1 for h in history]
+    fig, (loss_ax, dice_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("train_loss", loss_ax), ("val_loss", loss_ax), ("train_dice", dice_ax), ("val_dice", dice_ax)):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", label=key)
+    for ax, title in ((loss_ax, "loss"), (dice_ax, "Dice")):
+        ax.set_xlabel("epoch"), ax.set_title(title), ax.legend(), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(values: dict[str, Sequence[float]], metric: str) -> plt.Figure:
+    """Mean ± std bars per config with every seed's value as a dot."""
+    labels = list(values)
+    fig, ax = plt.subplots(figsize=(1.8 * len(labels) + 2, 3.5))
+    for i, label in enumerate(labels):
+        v = np.asarray(values[label], float)
+        ax.bar(i, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, capsize=6, alpha=0.6)
+        ax.plot(np.full(len(v), i), v, "k.", markersize=8)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel(f"validation {metric}")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

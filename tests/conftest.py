@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import torch
+
+from hybridunet.config import ExperimentConfig, load_config
+
+TINY = Path(__file__).parents[1] / "experiments" / "configs" / "tiny.yaml"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -50,3 +55,19 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def images() -> torch.Tensor:
     """Two RGB images of an odd size that no model's stride divides."""
     return torch.randn(2, 3, 61, 93, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """16 train and 5 val synthetic pairs at 64x64 (5: batches of 4 leave a remainder)."""
+    from hybridunet.data.synthetic import write_split
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    write_split(root, "train", 16, size=64, seed=0)
+    write_split(root, "val", 5, size=64, seed=0)
+    return root
+
+
+def tiny_config(data: Path, out: Path, *overrides: str) -> ExperimentConfig:
+    """tiny.yaml on `data`, writing to `out`."""
+    return load_config(TINY, [f"data.root={data}", f"train.out_dir={out}", *overrides])

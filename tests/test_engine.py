@@ -8,23 +8,14 @@ import torch
 
 from hybridunet.checkpoint import load_model, read_checkpoint
 from hybridunet.cli import main
-from hybridunet.config import load_config
-from hybridunet.data.synthetic import write_split
 from hybridunet.engine import Callback, NonFiniteLossError, fit
-
-TINY = Path(__file__).parents[1] / "experiments" / "configs" / "tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_split(root, "train", 16, size=64, seed=0)
-    write_split(root, "val", 5, size=64, seed=0)
-    return root
+from tests.conftest import TINY
+from tests.conftest import tiny_config as tiny
 
 
-def tiny(data: Path, out: Path, *overrides: str):
-    return load_config(TINY, [f"data.root={data}", f"train.out_dir={out}", *overrides])
+@pytest.fixture
+def data(tiny_data: Path) -> Path:
+    return tiny_data
 
 
 def last_json_line(capsys) -> dict:
@@ -52,12 +43,12 @@ def test_train_cli_prints_metrics_json_and_eval_reproduces_it(data, tmp_path, ca
 
 
 class CrashAfter(Callback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, epoch: int, error: type[BaseException] = RuntimeError) -> None:
+        self.epoch, self.error = epoch, error
 
     def on_epoch_end(self, run, epoch, metrics) -> None:
         if epoch == self.epoch:
-            raise RuntimeError("simulated crash")
+            raise self.error("simulated crash")
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):

@@ -1,0 +1,225 @@
+"""Multi-seed comparison of configs: is a difference in Dice real or noise?
+
+Every config trains with the same seeds (so the same data order and augmentation per
+seed); the second config is compared with the first by a paired difference per seed,
+its 95% t confidence interval and a paired t-test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats
+
+from hybridunet.config import ExperimentConfig
+from hybridunet.engine import fit
+
+
+@dataclass
+class Arm:
+    """One config's results over the seeds."""
+
+    label: str
+    seeds: list[int]
+    dice: list[float]
+    miou: list[float]
+    per_class_dice: list[dict[str, float | None]] = field(default_factory=list)
+    run_ids: list[str | None] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Paired:
+    """``b - a`` over the seeds both arms share."""
+
+    a: str
+    b: str
+    metric: str
+    diffs: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.diffs))
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        n = len(self.diffs)
+        if n < 2:
+            return (math.nan, math.nan)
+        half = stats.t.ppf(0.975, n - 1) * np.std(self.diffs, ddof=1) / math.sqrt(n)
+        return (self.mean - half, self.mean + half)
+
+    @property
+    def p_value(self) -> float:
+        if len(self.diffs) < 2 or np.std(self.diffs) == 0:
+            return math.nan
+        return float(stats.ttest_1samp(self.diffs, 0.0).pvalue)  # = paired t-test of b against a
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.4f} ± {std:.4f}"
+
+
+def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
+    by_seed = {s: v for s, v in zip(a.seeds, getattr(a, metric))}
+    diffs = [v - by_seed[s] for s, v in zip(b.seeds, getattr(b, metric)) if s in by_seed]
+    return Paired(a.label, b.label, metric, diffs)
+
+
+def table(arms: Sequence[Arm]) -> str:
+    """The comparison as plain text: mean ± std per arm, paired differences, per-class Dice."""
+    lines = [f"{'config':<24} {'seeds':>5} {'Dice':>17} {'mIoU':>17} {'s/run':>7}"]
+    for arm in arms:
+        seconds = f"{np.mean(arm.seconds):.0f}" if arm.seconds else "-"
+        lines.append(f"{arm.label:<24} {len(arm.dice):>5} {_mean_std(arm.dice):>17} {_mean_std(arm.miou):>17} {seconds:>7}")
+    for other in arms[1:]:
+        for metric in ("dice", "miou"):
+            d = paired(arms[0], other, metric)
+            lo, hi = d.ci95
+            lines.append(
+                f"{metric} {other.label} - {arms[0].label}: {d.mean:+.4f} "
+                f"(95% CI {lo:+.4f} .. {hi:+.4f}, paired t-test p = {d.p_value:.3g}, n = {len(d.diffs)})"
+            )
+    classes = [c for c in (arms[0].per_class_dice[0] if arms and arms[0].per_class_dice else {})]
+    if classes:
+        lines.append("")
+        lines.append(f"{'per-class Dice':<16}" + "".join(f"{a.label[:14]:>16}" for a in arms))
+        for name in classes:
+            cells = []
+            for arm in arms:
+                values = [r[name] for r in arm.per_class_dice if r.get(name) is not None]
+                cells.append(f"{np.mean(values):>16.3f}" if values else f"{'-':>16}")
+            lines.append(f"{name:<16}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def summary(arms: Sequence[Arm]) -> dict[str, Any]:
+    """The comparison as JSON-ready data."""
+    out: dict[str, Any] = {"arms": {}, "paired": []}
+    for arm in arms:
+        out["arms"][arm.label] = {
+            "seeds": arm.seeds, "dice": arm.dice, "miou": arm.miou, "run_ids": arm.run_ids,
+            "dice_mean": float(np.mean(arm.dice)), "miou_mean": float(np.mean(arm.miou)),
+        }
+    for other in arms[1:]:
+        for metric in ("dice", "miou"):
+            d = paired(arms[0], other, metric)
+            out["paired"].append({
+                "a": d.a, "b": d.b, "metric": metric, "mean_diff": d.mean,
+                "ci95": list(d.ci95), "p_value": d.p_value, "diffs": d.diffs,
+            })
+    return out
+
+
+def run_comparison(
+    configs: Sequence[tuple[str, ExperimentConfig]],
+    seeds: Sequence[int],
+    out_dir: str | Path | None = None,
+    tracking: bool = True,
+) -> list[Arm]:
+    """Train every (label, config) with every seed; with `tracking`, one parent MLflow run
+    holds every training as a nested run, and the table and a bar plot as artifacts."""
+    import time
+
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
+    arms = [Arm(label, [], [], []) for label, _ in configs]
+    parent = _start_parent(configs, seeds, stamp) if tracking else None
+    try:
+        for (label, config), arm in zip(configs, arms):
+            for seed in seeds:
+                run_config = config.model_copy(deep=True)
+                run_config.seed = seed
+                run_config.train.out_dir = str(out_dir / f"{label}-s{seed}")
+                run_config.tracking.run_name = f"{label}-s{seed}"
+                callbacks = []
+                if tracking:
+                    from hybridunet.tracking import MLflowCallback
+
+                    callbacks.append(MLflowCallback(run_config.tracking, nested=True, tags={"compare.label": label}))
+                start = time.perf_counter()
+                result = fit(run_config, callbacks=callbacks)
+                arm.seconds.append(time.perf_counter() - start)
+                arm.seeds.append(seed)
+                arm.dice.append(result["dice"])
+                arm.miou.append(result["miou"])
+                arm.per_class_dice.append(result["per_class_dice"])
+                arm.run_ids.append(result.get("run_id"))
+        if parent is not None:
+            _finish_parent(arms)
+        return arms
+    except BaseException as error:
+        if parent is not None:
+            import mlflow
+
+            mlflow.end_run(status="KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def _start_parent(configs, seeds, stamp: str):
+    import mlflow
+
+    from hybridunet.tracking import experiment_id, tracking_uri
+
+    tracking = configs[0][1].tracking
+    uri = tracking_uri(tracking)
+    mlflow.set_tracking_uri(uri)
+    labels = [label for label, _ in configs]
+    run = mlflow.start_run(
+        run_name=f"compare-{'-vs-'.join(labels)}-{stamp}",
+        experiment_id=experiment_id(tracking.experiment, uri),
+        tags={"compare": "parent", "compare.labels": ",".join(labels)},
+    )
+    mlflow.log_params({"configs": ",".join(labels), "seeds": ",".join(map(str, seeds))})
+    return run
+
+
+def _finish_parent(arms: Sequence[Arm]) -> None:
+    import mlflow
+
+    from hybridunet.tracking import _log_figure
+    from hybridunet.viz import comparison_figure
+
+    mlflow.log_text(table(arms), "compare/table.txt")
+    mlflow.log_text(json.dumps(summary(arms), indent=2), "compare/summary.json")
+    _log_figure(comparison_figure({a.label: a.dice for a in arms}, "Dice"), "compare/dice.png")
+    for arm in arms:
+        key = re.sub(r"[^\w\-. /]", "_", arm.label)
+        mlflow.log_metrics({f"{key}/dice_mean": float(np.mean(arm.dice)), f"{key}/miou_mean": float(np.mean(arm.miou))})
+    mlflow.end_run()
+
+
+def arms_from_mlflow(experiment: str, uri: str | None = None) -> list[Arm]:
+    """Finished training runs of an MLflow experiment, grouped by their `model` tag."""
+    from mlflow.tracking import MlflowClient
+
+    from hybridunet.tracking import tracking_uri
+
+    client = MlflowClient(uri or tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r} at {client.tracking_uri}")
+    runs = client.search_runs(
+        [found.experiment_id], "attributes.status = 'FINISHED' and metrics.best_val_dice >= 0", max_results=10000
+    )
+    arms: dict[str, Arm] = {}
+    for r in runs:
+        label = r.data.tags.get("model", "?")
+        arm = arms.setdefault(label, Arm(label, [], [], []))
+        arm.seeds.append(int(r.data.tags.get("seed", -1)))
+        arm.dice.append(r.data.metrics["best_val_dice"])
+        arm.miou.append(r.data.metrics.get("best_val_miou", math.nan))
+        arm.run_ids.append(r.info.run_id)
+    if not arms:
+        raise ValueError(f"experiment {experiment!r} holds no finished training runs")
+    return sorted(arms.values(), key=lambda a: a.label)
