@@ -102,6 +102,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run or resume an Optuna study; the last stdout line is the study's result JSON."""
+    from hybridunet.config import load_config
+    from hybridunet.tuning import load_search_space, study_dir, study_report, tune
+
+    base = load_config(args.config, args.overrides)
+    space = load_search_space(args.search, base)
+    study = tune(base, space, args.trials, storage=args.storage, study_name=args.study,
+                 jobs=args.jobs, timeout=args.timeout)
+    report = study_report(study)
+    print(f"study {report['study']}: {report['trials_finished']} finished trials "
+          f"({report['trials_pruned']} pruned); best val Dice {report['best_value']} "
+          f"with {report['best_params']}; ready config: {study_dir(args.study) / 'best.yaml'}")
+    print(json.dumps(_json_ready(report)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: synthetic data, UNet vs Hybrid UNet over seeds, tracked in MLflow."""
     from hybridunet.demo import run_demo
@@ -254,8 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every config")
     compare.set_defaults(func=cmd_compare)
 
+    tune = commands.add_parser("tune", help="Optuna study over a YAML search space (resumable)")
+    tune.add_argument("--config", required=True, help="base experiment config")
+    tune.add_argument("--search", required=True, help="search space YAML, e.g. experiments/search/recipe.yaml")
+    tune.add_argument("--trials", type=_positive, required=True, help="finished trials the study should hold in total")
+    tune.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna RDB URL (default sqlite:///optuna.db)")
+    tune.add_argument("--study", default="hybridunet", help="study name (default hybridunet)")
+    tune.add_argument("--jobs", type=_positive, default=1, help="trials at once in this process (threads)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    tune.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the base config")
+    tune.set_defaults(func=cmd_tune)
+
     demo = commands.add_parser("demo", help="the main job on synthetic data: unet vs hybrid_unet")
-    demo.add_argument("--seeds", type=_positive, default=2)
+    demo.add_argument("--seeds", type=_positive, default=3)
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -146,7 +146,9 @@ def run_comparison(
                 if tracking:
                     from hybridunet.tracking import MLflowCallback
 
-                    callbacks.append(MLflowCallback(run_config.tracking, nested=True, tags={"compare.label": label}))
+                    callbacks.append(
+                        MLflowCallback(run_config.tracking, parent_run_id=parent.info.run_id, tags={"compare.label": label})
+                    )
                 start = time.perf_counter()
                 result = fit(run_config, callbacks=callbacks)
                 arm.seconds.append(time.perf_counter() - start)

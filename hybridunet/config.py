@@ -76,6 +76,17 @@ class ModelConfig(BuilderSection):
     def build_kwargs(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, **self.kwargs}
 
+    @model_validator(mode="after")
+    def _check_part_names(self) -> "ModelConfig":
+        from hybridunet.nn import BLOCKS, BOTTLENECKS, SKIPS, UPSAMPLERS
+
+        families = {"encoder_block": BLOCKS, "decoder_block": BLOCKS, "skip": SKIPS,
+                    "bottleneck": BOTTLENECKS, "upsampler": UPSAMPLERS}
+        for key, registry in families.items():
+            if isinstance(self.kwargs.get(key), str):
+                registry.get(self.kwargs[key])  # an unknown part fails here, naming the known ones
+        return self
+
 
 class LossConfig(BuilderSection):
     name: str = "dice_ce"

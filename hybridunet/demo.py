@@ -6,14 +6,15 @@ from pathlib import Path
 
 from hybridunet.compare import run_comparison, summary, table
 from hybridunet.config import parse_config
+from hybridunet.data.synthetic import synthesize
 
 DATA = Path("data/synthetic")
 # A budget of a few minutes on two CPU cores: 96x96 crops, half-width models, a subset.
 RECIPE = {
     "model": {"widths": [16, 32, 64, 128, 256]},
-    "data": {"root": str(DATA), "size": 96, "limit_train": 96, "limit_val": 48,
+    "data": {"root": str(DATA), "size": 96, "limit_train": 128, "limit_val": 48,
              "augment": {"scale": [0.8, 1.25], "hflip": 0.5, "color_jitter": 0.1}},
-    "train": {"epochs": 4, "batch_size": 8, "progress": False},
+    "train": {"epochs": 5, "batch_size": 8, "progress": False},
     "loss": {"name": "dice_ce"},
     "optim": {"name": "adamw", "lr": 0.003},
     "sched": {"name": "cosine"},
@@ -21,10 +22,8 @@ RECIPE = {
 }
 
 
-def run_demo(seeds: int = 2, tracking: bool = True) -> dict:
+def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
     """Generate the synthetic data if missing, compare the two presets, print the table."""
-    from hybridunet.data.synthetic import synthesize
-
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
         synthesize(DATA, train=200, val=50, size=256, seed=0)

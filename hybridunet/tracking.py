@@ -67,13 +67,15 @@ class MLflowCallback(Callback):
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
     images, the config, best checkpoint, confusion matrix and learning curves.
 
-    An exception ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED. A resumed
-    training continues the same MLflow run. With `nested`, the run is a child of the
-    active run (a comparison's or a study's parent).
+    An exception ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED (see
+    `status_for`). A resumed training continues the same MLflow run. With
+    `parent_run_id`, the run is nested under that run (a comparison's or a study's).
     """
 
-    def __init__(self, config: TrackingConfig, nested: bool = False, tags: dict[str, str] | None = None) -> None:
-        self.config, self.nested, self.extra_tags = config, nested, tags or {}
+    def __init__(
+        self, config: TrackingConfig, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> None:
+        self.config, self.parent_run_id, self.extra_tags = config, parent_run_id, tags or {}
         self.run_id: str | None = None
         self._panels: list[tuple[np.ndarray, np.ndarray, torch.Tensor]] = []
 
@@ -83,7 +85,7 @@ class MLflowCallback(Callback):
         mlflow.set_tracking_uri(uri)
         previous = run.info.get("mlflow_run_id") if run.resumed else None
         if previous:
-            active = mlflow.start_run(run_id=previous, nested=self.nested)
+            active = mlflow.start_run(run_id=previous)
         else:
             cfg = run.config
             tags = {
@@ -100,7 +102,8 @@ class MLflowCallback(Callback):
             active = mlflow.start_run(
                 run_name=self.config.run_name or run.out_dir.name,
                 experiment_id=experiment_id(self.config.experiment, uri),
-                nested=self.nested,
+                nested=self.parent_run_id is not None,
+                parent_run_id=self.parent_run_id,
                 tags=tags,
             )
             mlflow.log_params({k: _param_value(v) for k, v in cfg.flat().items()})
@@ -132,11 +135,17 @@ class MLflowCallback(Callback):
         mlflow.end_run()
         result["run_id"] = self.run_id
 
+    def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
+        """The MLflow status (and extra tags) a run ends with when `error` stops it."""
+        status = RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
+        return RunStatus.to_string(status), {"error": f"{type(error).__name__}: {error}"[:5000]}
+
     def on_exception(self, run: Run, error: BaseException) -> None:
-        if mlflow.active_run() is None or self.run_id is None:
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.run_id:
             return
-        status = RunStatus.to_string(RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED)
-        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        status, tags = self.status_for(error)
+        mlflow.set_tags(tags)
         mlflow.end_run(status=status)
 
     # -- panels ---------------------------------------------------------------------

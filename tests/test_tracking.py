@@ -103,3 +103,23 @@ def test_compare_nests_seed_runs_and_its_table_equals_the_child_metrics(tiny_dat
         "compare/table.txt", "compare/summary.json", "compare/dice.png"}
     from_mlflow = {a.label: sorted(a.dice) for a in arms_from_mlflow("cmp", server)}
     assert from_mlflow == {"unet": sorted(arms[0].dice), "hybrid_unet": sorted(arms[1].dice)}
+
+
+def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeypatch, capsys):
+    from hybridunet import demo
+
+    monkeypatch.setattr(demo, "DATA", tmp_path / "synthetic")
+    monkeypatch.setattr(demo, "RECIPE", {
+        **demo.RECIPE,
+        "data": {**demo.RECIPE["data"], "root": str(tmp_path / "synthetic"), "size": 32,
+                 "limit_train": 4, "limit_val": 4},
+        "model": {"widths": [4, 8, 16]},
+        "train": {**demo.RECIPE["train"], "epochs": 1},
+    })
+    real = demo.synthesize
+    monkeypatch.setattr(demo, "synthesize", lambda out, **kw: real(out, train=4, val=4, size=32))
+    monkeypatch.chdir(tmp_path)
+    summary = demo.run_demo(seeds=2, tracking=False)
+    out = capsys.readouterr().out
+    assert "generating synthetic street scenes" in out and "dice hybrid_unet - unet" in out
+    assert set(summary["arms"]) == {"unet", "hybrid_unet"} and len(summary["arms"]["unet"]["dice"]) == 2

@@ -1,0 +1,283 @@
+"""Optuna tuning: a YAML search space over config keys, TPE sampling, pruning on
+validation Dice per epoch, one nested MLflow run per trial, resumable RDB studies.
+
+Search space file::
+
+    sampler: {seed: 0}                         # TPE
+    pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}   # or hyperband, none
+    params:
+      optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      train.batch_size: {type: int, low: 4, high: 16, step: 4}
+      model.bottleneck: {type: categorical, choices: [identity, aspp, transformer]}
+      model.widths: {type: categorical, choices: [[16, 32, 64], [32, 64, 128]]}
+
+Running the same command again resumes the study: ``trials`` counts finished trials
+(complete or pruned) in total. Several processes or machines may share one storage.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hybridunet.config import ConfigError, ExperimentConfig, apply_overrides, parse_config
+from hybridunet.engine import Callback, Run, fit
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class ParamSpec(BaseModel):
+    """One searched config key."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ParamSpec":
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"a {self.type} parameter needs 'low' <= 'high' (got low={self.low}, high={self.high})")
+        elif self.log and self.low <= 0:
+            raise ValueError(f"a log-scale parameter needs low > 0 (got {self.low})")
+        return self
+
+    def suggest(self, trial: optuna.Trial, key: str) -> Any:
+        if self.type == "float":
+            return trial.suggest_float(key, self.low, self.high, log=self.log, step=self.step)
+        if self.type == "int":
+            return trial.suggest_int(key, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        # Optuna stores only scalar choices; lists (e.g. widths) travel as their JSON text.
+        encoded = [c if isinstance(c, (str, int, float, bool)) or c is None else json.dumps(c) for c in self.choices]
+        picked = trial.suggest_categorical(key, encoded)
+        return self.choices[encoded.index(picked)]
+
+
+class SamplerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = 0
+    n_startup_trials: int = Field(5, ge=0)
+
+
+class PrunerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(2, ge=0)
+    n_warmup_steps: int = Field(1, ge=0)
+
+
+class SearchSpace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sampler: SamplerSpec = SamplerSpec()
+    pruner: PrunerSpec = PrunerSpec()
+    params: dict[str, ParamSpec]
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=self.sampler.seed, n_startup_trials=self.sampler.n_startup_trials)
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        p = self.pruner
+        if p.name == "median":
+            return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
+        if p.name == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=1)
+        return optuna.pruners.NopPruner()
+
+
+def load_search_space(path: str | Path, base: ExperimentConfig) -> SearchSpace:
+    """Read and check a search space: every key must be a config key that accepts each
+    bound or choice (checked by validating a config with it)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"search space {path} not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    try:
+        space = SearchSpace.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise ConfigError(f"invalid search space {path}:\n" + "\n".join(lines)) from None
+    tree = base.to_dict()
+    for key, spec in space.params.items():
+        samples = spec.choices if spec.type == "categorical" else [spec.low, spec.high]
+        for value in samples:
+            if spec.type == "int":
+                value = int(value)
+            try:
+                parse_config(_set(tree, key, value), f"search space {path}")
+            except ConfigError as err:
+                raise ConfigError(f"search space {path}: params.{key} = {value!r} does not fit the config:\n{err}") from None
+    return space
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    return apply_overrides(tree, [f"{key}={json.dumps(value)}"])
+
+
+class PruneOnDice(Callback):
+    """Reports validation Dice after every epoch; raises TrialPruned when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_epoch_end(self, run: Run, epoch: int, metrics: dict[str, Any]) -> None:
+        self.trial.report(metrics["val_dice"], epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at val_dice={metrics['val_dice']:.4f}")
+
+
+def study_dir(study_name: str) -> Path:
+    return Path("outputs") / f"tune-{study_name}"
+
+
+def tune(
+    base: ExperimentConfig,
+    space: SearchSpace,
+    trials: int,
+    storage: str = "sqlite:///optuna.db",
+    study_name: str = "hybridunet",
+    jobs: int = 1,
+    timeout: float | None = None,
+) -> optuna.Study:
+    """Run (or resume) a study until it holds `trials` finished trials; write best.yaml."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; they are what resumes need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(
+            storage, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=90,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    study = optuna.create_study(
+        storage=rdb, study_name=study_name, direction="maximize", load_if_exists=True,
+        sampler=space.make_sampler(), pruner=space.make_pruner(),
+    )
+    out = study_dir(study_name)
+    tracker = _StudyTracker(base, study) if base.tracking.enabled else None
+    base_tree = base.to_dict()
+
+    def objective(trial: optuna.Trial) -> float:
+        tree = base_tree
+        for key, spec in space.params.items():
+            tree = _set(tree, key, spec.suggest(trial, key))
+        config = parse_config(tree, f"trial {trial.number}")
+        config.train.out_dir = str(out / f"trial-{trial.number:04d}")
+        config.train.overwrite = True  # a retried trial replaces its own folder
+        config.tracking.run_name = f"{study_name}-trial-{trial.number}"
+        callbacks: list[Callback] = [PruneOnDice(trial)]
+        if tracker is not None:
+            callbacks.append(tracker.trial_callback(config, trial))
+        return fit(config, callbacks=callbacks)["dice"]
+
+    remaining = trials - len(study.get_trials(deepcopy=False, states=FINISHED))
+    if remaining > 0:
+        study.optimize(
+            objective, n_trials=remaining, timeout=timeout, n_jobs=jobs, catch=(),
+            callbacks=[optuna.study.MaxTrialsCallback(trials, states=FINISHED)],
+        )
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        best_tree = base_tree
+        for key, value in study.best_trial.params.items():
+            best_tree = _set(best_tree, key, _decode(space.params[key], value))
+        best = parse_config(best_tree, "best trial").to_dict()
+        best["train"]["out_dir"] = None
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
+        if tracker is not None:
+            tracker.finish(study, out / "best.yaml")
+    return study
+
+
+def _decode(spec: ParamSpec, value: Any) -> Any:
+    if spec.type != "categorical":
+        return value
+    for choice in spec.choices:
+        if choice == value or (not isinstance(choice, (str, int, float, bool)) and json.dumps(choice) == value):
+            return choice
+    return value
+
+
+class _StudyTracker:
+    """The study's parent MLflow run (kept in the study's user attributes, so resumed
+    and parallel workers log under the same parent) and a nested run per trial."""
+
+    def __init__(self, base: ExperimentConfig, study: optuna.Study) -> None:
+        import mlflow
+
+        from hybridunet.tracking import experiment_id, tracking_uri
+
+        self.base = base
+        uri = tracking_uri(base.tracking)
+        mlflow.set_tracking_uri(uri)
+        parent = study.user_attrs.get("mlflow_parent_run_id")
+        client = mlflow.MlflowClient(uri)
+        if parent is None:
+            run = client.create_run(
+                experiment_id(base.tracking.experiment, uri), run_name=f"study-{study.study_name}",
+                tags={"optuna.study": study.study_name, "study": "parent"},
+            )
+            parent = run.info.run_id
+            study.set_user_attr("mlflow_parent_run_id", parent)
+        self.parent = parent
+        self.client = client
+
+    def trial_callback(self, config: ExperimentConfig, trial: optuna.Trial) -> Callback:
+        from hybridunet.tracking import MLflowCallback
+
+        class TrialRun(MLflowCallback):
+            def on_fit_start(self, run: Run) -> None:
+                super().on_fit_start(run)
+                import mlflow
+
+                mlflow.set_tags({"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
+                mlflow.log_params({f"trial.{k}": v for k, v in trial.params.items()})
+
+            def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
+                if isinstance(error, optuna.TrialPruned):
+                    return "FINISHED", {"optuna.state": "PRUNED"}
+                return super().status_for(error)
+
+            def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
+                import mlflow
+
+                mlflow.set_tag("optuna.state", "COMPLETE")
+                super().on_fit_end(run, result)
+
+        return TrialRun(config.tracking, parent_run_id=self.parent)
+
+    def finish(self, study: optuna.Study, best_yaml: Path) -> None:
+        finished = study.get_trials(deepcopy=False, states=FINISHED)
+        pruned = sum(t.state == TrialState.PRUNED for t in finished)
+        self.client.log_metric(self.parent, "best_val_dice", study.best_value)
+        self.client.log_metric(self.parent, "trials_finished", len(finished))
+        self.client.log_metric(self.parent, "trials_pruned", pruned)
+        self.client.log_artifact(self.parent, str(best_yaml))
+        self.client.set_terminated(self.parent, "FINISHED")
+
+
+def study_report(study: optuna.Study) -> dict[str, Any]:
+    finished = study.get_trials(deepcopy=False, states=FINISHED)
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    return {
+        "study": study.study_name,
+        "trials_finished": len(finished),
+        "trials_pruned": len(finished) - len(complete),
+        "best_value": study.best_value if complete else None,
+        "best_params": study.best_trial.params if complete else None,
+        "best_trial": study.best_trial.number if complete else None,
+    }
