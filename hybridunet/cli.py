@@ -314,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"hybridunet {args.command}: interrupted; completed epochs are kept in the run's last checkpoint "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:  # bad input: say what, no traceback
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"hybridunet {args.command}: error: {message}", file=sys.stderr)

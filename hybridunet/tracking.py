@@ -11,11 +11,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import mlflow
+# Offline by default: MLflow 3 reports usage to a remote endpoint unless told not to.
+# A user who wants telemetry sets MLFLOW_DISABLE_TELEMETRY=false.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
 import numpy as np
-import torch
-from mlflow.entities import RunStatus
-from mlflow.tracking import MlflowClient
+import torch  # noqa: E402
+from mlflow.entities import RunStatus  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 from hybridunet import __version__
 from hybridunet.config import TrackingConfig

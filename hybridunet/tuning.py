@@ -137,7 +137,8 @@ class PruneOnDice(Callback):
 
     def on_epoch_end(self, run: Run, epoch: int, metrics: dict[str, Any]) -> None:
         self.trial.report(metrics["val_dice"], epoch)
-        if self.trial.should_prune():
+        last = epoch + 1 >= run.config.train.epochs  # a finished trial completes: nothing left to save
+        if not last and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at val_dice={metrics['val_dice']:.4f}")
 
 
@@ -174,6 +175,12 @@ def tune(
         tree = base_tree
         for key, spec in space.params.items():
             tree = _set(tree, key, spec.suggest(trial, key))
+        # TPE often proposes a finished combination again in small categorical spaces:
+        # training it again would give the same result, so reuse it.
+        for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if done.params == trial.params:
+                trial.set_user_attr("duplicate_of", done.number)
+                return done.value
         config = parse_config(tree, f"trial {trial.number}")
         config.train.out_dir = str(out / f"trial-{trial.number:04d}")
         config.train.overwrite = True  # a retried trial replaces its own folder
