@@ -189,12 +189,11 @@ def _start_parent(configs, seeds, stamp: str):
 def _finish_parent(arms: Sequence[Arm]) -> None:
     import mlflow
 
-    from hybridunet.tracking import _log_figure
     from hybridunet.viz import comparison_figure
 
     mlflow.log_text(table(arms), "compare/table.txt")
     mlflow.log_text(json.dumps(summary(arms), indent=2), "compare/summary.json")
-    _log_figure(comparison_figure({a.label: a.dice for a in arms}, "Dice"), "compare/dice.png")
+    mlflow.log_figure(comparison_figure({a.label: a.dice for a in arms}, "Dice"), "compare/dice.png")
     for arm in arms:
         key = re.sub(r"[^\w\-. /]", "_", arm.label)
         mlflow.log_metrics({f"{key}/dice_mean": float(np.mean(arm.dice)), f"{key}/miou_mean": float(np.mean(arm.miou))})

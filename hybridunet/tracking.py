@@ -59,13 +59,6 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
-def _log_figure(figure: Any, path: str) -> None:
-    import matplotlib.pyplot as plt
-
-    mlflow.log_figure(figure, path)
-    plt.close(figure)
-
-
 class MLflowCallback(Callback):
     """Logs a training run to MLflow: the flattened config as params, per-epoch metrics
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
@@ -110,7 +103,7 @@ class MLflowCallback(Callback):
                 parent_run_id=self.parent_run_id,
                 tags=tags,
             )
-            mlflow.log_params({k: _param_value(v) for k, v in cfg.flat().items()})
+            mlflow.log_params({k: _param_value(v) for k, v in cfg.flat().items()}, synchronous=False)
             mlflow.log_artifact(str(run.out_dir / "config.yaml"))
         self.run_id = active.info.run_id
         run.info["mlflow_run_id"] = self.run_id
@@ -121,9 +114,10 @@ class MLflowCallback(Callback):
         values.update(
             {f"val_dice/{name}": float(v) for name, v in metrics["val_per_class_dice"].items() if v == v}
         )
-        mlflow.log_metrics(values, step=epoch)
-        for i, panel in enumerate(self._render_panels(run)):
-            mlflow.log_image(panel, key=f"val_panel_{i}", step=epoch)
+        mlflow.log_metrics(values, step=epoch, synchronous=False)  # off the training loop's path
+        panels = self._render_panels(run)
+        if panels:  # one picture per epoch, a row per fixed image: cheap to log, easy to scroll
+            mlflow.log_image(np.concatenate(panels, axis=0), key="val_panels", step=epoch)
 
     def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
         from hybridunet.viz import confusion_figure, curves_figure
@@ -133,9 +127,10 @@ class MLflowCallback(Callback):
         mlflow.log_artifact(str(best.with_suffix(".json")), "checkpoint")
         if run.best_confusion is not None:  # None when a resumed run found no better epoch
             matrix = run.best_confusion.matrix.cpu().numpy()
-            _log_figure(confusion_figure(matrix, run.class_names), "plots/confusion_matrix.png")
-        _log_figure(curves_figure(run.history), "plots/learning_curves.png")
+            mlflow.log_figure(confusion_figure(matrix, run.class_names), "plots/confusion_matrix.png")
+        mlflow.log_figure(curves_figure(run.history), "plots/learning_curves.png")
         mlflow.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
+        mlflow.flush_async_logging()
         mlflow.end_run()
         result["run_id"] = self.run_id
 
@@ -150,6 +145,7 @@ class MLflowCallback(Callback):
             return
         status, tags = self.status_for(error)
         mlflow.set_tags(tags)
+        mlflow.flush_async_logging()
         mlflow.end_run(status=status)
 
     # -- panels ---------------------------------------------------------------------

@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # the object API: no pyplot state, no display needed
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from hybridunet.data.labels import colorize  # noqa: E402
+from hybridunet.data.labels import colorize
 
 
 def panel_grid(
@@ -20,7 +17,8 @@ def panel_grid(
     """Save a grid: one row per sample, one column per picture (RGB arrays, or class masks
     which are coloured in the Cityscapes palette)."""
     n, m = len(rows), len(titles)
-    fig, axes = plt.subplots(n, m, figsize=(3 * m, 3 * n), squeeze=False)
+    fig = Figure(figsize=(3 * m, 3 * n))
+    axes = fig.subplots(n, m, squeeze=False)
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
             ax = axes[r][c]
@@ -34,16 +32,16 @@ def panel_grid(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
-    plt.close(fig)
     return out
 
 
-def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> plt.Figure:
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
     """Row-normalised confusion matrix (rows: truth, columns: prediction)."""
     rows = matrix.sum(1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros(matrix.shape, float), where=rows > 0)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.45 * n + 3, 0.45 * n + 2.5))
+    fig = Figure(figsize=(0.45 * n + 3, 0.45 * n + 2.5), dpi=72)
+    ax = fig.subplots()
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
     ax.set_yticks(range(n), class_names, fontsize=7)
@@ -53,10 +51,11 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> plt.Figu
     return fig
 
 
-def curves_figure(history: Sequence[dict]) -> plt.Figure:
+def curves_figure(history: Sequence[dict]) -> Figure:
     """Loss and Dice per epoch, train and validation."""
     epochs = [h["epoch"] + 1 for h in history]
-    fig, (loss_ax, dice_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5), dpi=72)
+    loss_ax, dice_ax = fig.subplots(1, 2)
     for key, ax in (("train_loss", loss_ax), ("val_loss", loss_ax), ("train_dice", dice_ax), ("val_dice", dice_ax)):
         values = [h.get(key) for h in history]
         if any(v is not None for v in values):
@@ -67,10 +66,11 @@ def curves_figure(history: Sequence[dict]) -> plt.Figure:
     return fig
 
 
-def comparison_figure(values: dict[str, Sequence[float]], metric: str) -> plt.Figure:
+def comparison_figure(values: dict[str, Sequence[float]], metric: str) -> Figure:
     """Mean ± std bars per config with every seed's value as a dot."""
     labels = list(values)
-    fig, ax = plt.subplots(figsize=(1.8 * len(labels) + 2, 3.5))
+    fig = Figure(figsize=(1.8 * len(labels) + 2, 3.5), dpi=72)
+    ax = fig.subplots()
     for i, label in enumerate(labels):
         v = np.asarray(values[label], float)
         ax.bar(i, v.mean(), yerr=v.std(ddof=1) if len(v) > 1 else 0, capsize=6, alpha=0.6)
