@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["train.overwrite=true"] if args.overwrite else [])
     config = load_config(args.config, overrides)
     result = fit(config, callbacks=_callbacks(config), resume=args.resume)
-    print(json.dumps(_json_ready(result)))
+    print(json.dumps(json_safe(result)))
     return 0
 
 
@@ -98,7 +98,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         tracking = all(c.tracking.enabled for _, c in configs)
         arms = run_comparison(configs, list(range(args.seeds)), tracking=tracking)
     print(table(arms))
-    print(json.dumps(_json_ready(summary(arms))))
+    print(json.dumps(json_safe(summary(arms))))
     return 0
 
 
@@ -115,7 +115,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"study {report['study']}: {report['trials_finished']} finished trials "
           f"({report['trials_pruned']} pruned); best val Dice {report['best_value']} "
           f"with {report['best_params']}; ready config: {study_dir(args.study) / 'best.yaml'}")
-    print(json.dumps(_json_ready(report)))
+    print(json.dumps(json_safe(report)))
     return 0
 
 
@@ -151,7 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loader = make_loader(data, args.batch_size or config.train.batch_size, num_workers=config.data.num_workers)
     metrics = evaluate(model, loader, config.model.num_classes, build_loss(config).to(device),
                        meta["class_names"], device)
-    print(json.dumps(_json_ready(metrics)))
+    print(json.dumps(json_safe(metrics)))
     return 0
 
 
@@ -192,16 +192,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_ready(value):
-    import math
+def json_safe(value):
+    from hybridunet.engine import json_safe as convert
 
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
+    return convert(value)
 
 
 class UsageError(ValueError):

@@ -226,13 +226,14 @@ def _config_changes(saved: dict[str, Any], config: ExperimentConfig) -> list[str
     ]
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become None, so the result is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -287,10 +288,10 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
             val = evaluate(model, val_loader, num_classes, loss_fn, class_names, device, t.amp, t.channels_last,
                            cm=run.val_confusion)
             metrics = {**train_metrics, **{f"val_{k}": v for k, v in val.items()}, "epoch": epoch}
-            run.history.append(_json_safe({k: v for k, v in metrics.items() if k != "val_per_class_dice"}))
+            run.history.append(json_safe({k: v for k, v in metrics.items() if k != "val_per_class_dice"}))
             improved = run.best is None or val["dice"] > run.best["dice"]
             if improved:
-                run.best = _json_safe({**val, "epoch": epoch})
+                run.best = json_safe({**val, "epoch": epoch})
                 run.best_confusion = run.val_confusion
                 save_checkpoint(out_dir / "best.safetensors", raw_model, {**meta_base, "epoch": epoch, "metrics": run.best})
                 stale = 0
@@ -299,7 +300,7 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
             tensors, plain = capture(optimizer, scheduler, scaler)
             save_checkpoint(
                 out_dir / "last.safetensors", raw_model,
-                {**meta_base, "epoch": epoch, "metrics": _json_safe(val), "history": run.history,
+                {**meta_base, "epoch": epoch, "metrics": json_safe(val), "history": run.history,
                  "best": run.best, "train_state": plain, "info": run.info},
                 extra_tensors=tensors,
             )

@@ -1,0 +1,75 @@
+"""DataLoader factory: epoch-tagged, seeded sampling so runs repeat with any number of workers."""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+class EpochSampler(Sampler[int]):
+    """Yields ``index + epoch * n``: each sample tagged with the epoch, so a data set can
+    seed its augmentation by (seed, epoch, sample) (see `SegmentationDataset`).
+
+    With `shuffle`, the order is a permutation seeded by ``seed + epoch``, as
+    DistributedSampler does, so an epoch's order never depends on what ran before it.
+    Call `set_epoch` before each epoch.
+    """
+
+    def __init__(self, size: int, shuffle: bool = True, seed: int = 0) -> None:
+        if size < 1:
+            raise ValueError(f"cannot sample from an empty data set (size={size})")
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        offset = self.epoch * self.size
+        return iter((order + offset).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed Python's and NumPy's global RNGs in each worker from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = False,
+    pin_memory: bool | None = None,
+    persistent_workers: bool = True,
+) -> DataLoader:
+    """A DataLoader over `dataset` with an `EpochSampler` (``loader.sampler.set_epoch(e)``),
+    seeded workers, pinned memory when CUDA is present, and workers kept between epochs."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        num_workers=num_workers,
+        drop_last=drop_last,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
