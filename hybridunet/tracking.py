@@ -103,7 +103,7 @@ class MLflowCallback(Callback):
                 parent_run_id=self.parent_run_id,
                 tags=tags,
             )
-            mlflow.log_params({k: _param_value(v) for k, v in cfg.flat().items()}, synchronous=False)
+            mlflow.log_params({k: _param_value(v) for k, v in cfg.flat().items()})
             mlflow.log_artifact(str(run.out_dir / "config.yaml"))
         self.run_id = active.info.run_id
         run.info["mlflow_run_id"] = self.run_id
@@ -114,10 +114,11 @@ class MLflowCallback(Callback):
         values.update(
             {f"val_dice/{name}": float(v) for name, v in metrics["val_per_class_dice"].items() if v == v}
         )
-        mlflow.log_metrics(values, step=epoch, synchronous=False)  # off the training loop's path
+        mlflow.log_metrics(values, step=epoch)
         panels = self._render_panels(run)
         if panels:  # one picture per epoch, a row per fixed image: cheap to log, easy to scroll
-            mlflow.log_image(np.concatenate(panels, axis=0), key="val_panels", step=epoch)
+            # synchronous: an asynchronous queue costs about a second to drain at end_run
+            mlflow.log_image(np.concatenate(panels, axis=0), key="val_panels", step=epoch, synchronous=True)
 
     def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
         from hybridunet.viz import confusion_figure, curves_figure
@@ -130,7 +131,6 @@ class MLflowCallback(Callback):
             mlflow.log_figure(confusion_figure(matrix, run.class_names), "plots/confusion_matrix.png")
         mlflow.log_figure(curves_figure(run.history), "plots/learning_curves.png")
         mlflow.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
-        mlflow.flush_async_logging()
         mlflow.end_run()
         result["run_id"] = self.run_id
 
@@ -145,7 +145,6 @@ class MLflowCallback(Callback):
             return
         status, tags = self.status_for(error)
         mlflow.set_tags(tags)
-        mlflow.flush_async_logging()
         mlflow.end_run(status=status)
 
     # -- panels ---------------------------------------------------------------------
