@@ -83,6 +83,7 @@ class MLflowCallback(Callback):
         previous = run.info.get("mlflow_run_id") if run.resumed else None
         if previous:
             active = mlflow.start_run(run_id=previous)
+            self._log_missing_epochs(run)
         else:
             cfg = run.config
             tags = {
@@ -108,6 +109,15 @@ class MLflowCallback(Callback):
         self.run_id = active.info.run_id
         run.info["mlflow_run_id"] = self.run_id
         self._prepare_panels(run)
+
+    def _log_missing_epochs(self, run: Run) -> None:
+        """After a crash between a checkpoint and its MLflow logging, log what the
+        checkpoint's history holds and MLflow lacks, so every epoch is recorded once."""
+        logged = {m.step for m in MlflowClient().get_metric_history(self.run_id or mlflow.active_run().info.run_id, "val_dice")}
+        for row in run.history:
+            if row["epoch"] not in logged:
+                values = {k: float(row[k]) for k in EPOCH_METRICS if row.get(k) is not None}
+                mlflow.log_metrics(values, step=row["epoch"])
 
     def on_epoch_end(self, run: Run, epoch: int, metrics: dict[str, Any]) -> None:
         values = {k: float(metrics[k]) for k in EPOCH_METRICS if metrics.get(k) is not None}
