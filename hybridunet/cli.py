@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -75,7 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (["train.overwrite=true"] if args.overwrite else [])
     config = load_config(args.config, overrides)
     result = fit(config, callbacks=_callbacks(config), resume=args.resume)
-    print(json.dumps(json_safe(result)))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one metrics line
+        print(json.dumps(json_safe(result)))
     return 0
 
 
@@ -148,7 +150,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.data is not None:  # another data set: all of its split, not the training run's subset
         config.data = config.data.model_copy(update={"root": args.data, "limit_val": None})
     data = open_split(config, args.split, train=False)
-    loader = make_loader(data, args.batch_size or config.train.batch_size, num_workers=config.data.num_workers)
+    batch = args.batch_size or config.train.val_batch_size or config.train.batch_size
+    loader = make_loader(data, batch, num_workers=config.data.num_workers)
     metrics = evaluate(model, loader, config.model.num_classes, build_loss(config).to(device),
                        meta["class_names"], device)
     print(json.dumps(json_safe(metrics)))
@@ -245,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint (e.g. outputs/RUN/best.safetensors)")
     evaluate.add_argument("--data", help="data folder (default: the one it was trained on)")
     evaluate.add_argument("--split", default="val")
-    evaluate.add_argument("--batch-size", type=_positive, help="default: the training batch size")
+    evaluate.add_argument("--batch-size", type=_positive, help="default: the training run's validation batch size")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     evaluate.set_defaults(func=cmd_eval)
 

@@ -120,10 +120,12 @@ class DataConfig(Section):
 class TrainConfig(Section):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(8, gt=0)
+    val_batch_size: int | None = Field(None, gt=0, description="validation batch (default: batch_size)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
     compile: bool = False
+    sync_bn: bool = Field(False, description="SyncBatchNorm across ranks under torchrun")
     grad_clip: float | None = Field(None, gt=0)
     aux_weight: float = Field(0.4, ge=0, description="weight of deep-supervision losses")
     early_stopping: int | None = Field(None, gt=0, description="stop after N epochs without a better val Dice")

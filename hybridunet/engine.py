@@ -26,6 +26,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from hybridunet import distributed
 from hybridunet.checkpoint import atomic_write, read_checkpoint, save_checkpoint
 from hybridunet.config import ExperimentConfig, parse_config
 from hybridunet.data import CLASS_NAMES, NUM_CLASSES, eval_transform, make_loader, open_dataset, train_transform
@@ -150,6 +151,11 @@ def evaluate(
         if loss_fn is not None:
             loss_sum += float(loss_fn(logits, y)) * len(x)
         seen += len(x)
+    # Under DDP each rank saw its own share: sum the counts so the figures cover the whole set.
+    totals = torch.tensor([loss_sum, seen, study.intersection, study.total], dtype=torch.float64, device=device)
+    distributed.all_reduce_sum(totals)
+    distributed.all_reduce_sum(cm.matrix)
+    loss_sum, seen, study.intersection, study.total = totals.tolist()
     scores = cm.compute()
     return {
         "dice": scores["dice"],
@@ -217,6 +223,22 @@ def prepare_out_dir(config: ExperimentConfig, resume: bool) -> Path:
     return out
 
 
+def _shared_out_dir(config: ExperimentConfig, resume: bool, world) -> Path:
+    """Rank 0 prepares the run folder and tells the others its name (or its error)."""
+    answer: tuple[str, str | None]
+    if world.is_main:
+        try:
+            answer = (str(prepare_out_dir(config, resume)), None)
+        except (OSError, ValueError) as err:
+            answer = ("", f"{type(err).__name__}: {err}")
+            distributed.broadcast(answer)
+            raise
+    answer = distributed.broadcast(answer if world.is_main else ("", None))
+    if answer[1] is not None:
+        raise RuntimeError(f"rank 0 could not prepare the run folder: {answer[1]}")
+    return Path(answer[0])
+
+
 def _config_changes(saved: dict[str, Any], config: ExperimentConfig) -> list[str]:
     old, new = parse_config(saved).flat(), config.flat()
     return [
@@ -240,26 +262,42 @@ def json_safe(value: Any) -> Any:
 def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bool = False) -> dict[str, Any]:
     """Train and validate as `config` says; returns the best epoch's validation metrics
     plus `checkpoint` (the best checkpoint's path) and whatever callbacks add."""
+    owns_group = not distributed.active()
+    pick_device(config.train.device)  # a clear error for train.device=cuda without CUDA
+    world, device = distributed.init(config.train.device)
+    try:
+        return _fit(config, callbacks if world.is_main else (), resume, world, device)
+    finally:
+        if owns_group:
+            distributed.shutdown()
+
+
+def _fit(config: ExperimentConfig, callbacks: Sequence[Callback], resume: bool, world, device) -> dict[str, Any]:
     seed_everything(config.seed)
-    device = pick_device(config.train.device)
     train_data = open_split(config, config.data.train_split, train=True)
     val_data = open_split(config, config.data.val_split, train=False)
     num_classes = config.model.num_classes
     class_names = list(CLASS_NAMES) if num_classes == NUM_CLASSES else [f"class_{i}" for i in range(num_classes)]
     t = config.train
-    train_loader = make_loader(train_data, t.batch_size, shuffle=True, num_workers=config.data.num_workers, seed=config.seed)
-    val_loader = make_loader(val_data, t.batch_size, shuffle=False, num_workers=config.data.num_workers, seed=config.seed)
+    shard = {"rank": world.rank, "num_replicas": world.size, "num_workers": config.data.num_workers, "seed": config.seed}
+    train_loader = make_loader(train_data, t.batch_size, shuffle=True, **shard)
+    val_loader = make_loader(val_data, t.val_batch_size or t.batch_size, shuffle=False, **shard)
 
     raw_model = create_model(config.model.name, **config.model.build_kwargs()).to(device)
+    if world.enabled and t.sync_bn:
+        raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
     memory = torch.channels_last if t.channels_last else torch.contiguous_format
     raw_model = raw_model.to(memory_format=memory)
-    model = torch.compile(raw_model) if t.compile else raw_model
+    model = raw_model
+    if world.enabled:  # gradients averaged over ranks; evaluation uses raw_model (shards may differ in length)
+        model = nn.parallel.DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+    model = torch.compile(model) if t.compile else model
     loss_fn = build_loss(config).to(device)
     optimizer = build_optimizer(config, raw_model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, len(train_loader)))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and t.amp == "fp16")
 
-    out_dir = prepare_out_dir(config, resume)
+    out_dir = _shared_out_dir(config, resume, world)
     run = Run(config, out_dir, raw_model, device, class_names, val_data, resumed=resume)
     if resume:
         tensors, meta = read_checkpoint(out_dir / "last.safetensors")
@@ -270,7 +308,7 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
         restore(tensors, meta["train_state"], optimizer, scheduler, scaler)
         run.start_epoch, run.history, run.best = meta["epoch"] + 1, meta["history"], meta["best"]
         run.info.update(meta.get("info", {}))
-    else:
+    elif world.is_main:
         atomic_write(out_dir / "config.yaml", lambda tmp: tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False)))
 
     meta_base = {
@@ -284,8 +322,9 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
         stale = 0
         for epoch in range(run.start_epoch, t.epochs):
             train_metrics = _train_epoch(run, model, train_loader, loss_fn, optimizer, scheduler, scaler, epoch)
+            distributed.sync_buffers(raw_model)
             run.val_confusion = ConfusionMatrix(num_classes, class_names=class_names, device=device)
-            val = evaluate(model, val_loader, num_classes, loss_fn, class_names, device, t.amp, t.channels_last,
+            val = evaluate(raw_model, val_loader, num_classes, loss_fn, class_names, device, t.amp, t.channels_last,
                            cm=run.val_confusion)
             metrics = {**train_metrics, **{f"val_{k}": v for k, v in val.items()}, "epoch": epoch}
             run.history.append(json_safe({k: v for k, v in metrics.items() if k != "val_per_class_dice"}))
@@ -293,17 +332,19 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
             if improved:
                 run.best = json_safe({**val, "epoch": epoch})
                 run.best_confusion = run.val_confusion
-                save_checkpoint(out_dir / "best.safetensors", raw_model, {**meta_base, "epoch": epoch, "metrics": run.best})
+                if world.is_main:
+                    save_checkpoint(out_dir / "best.safetensors", raw_model, {**meta_base, "epoch": epoch, "metrics": run.best})
                 stale = 0
             else:
                 stale += 1
-            tensors, plain = capture(optimizer, scheduler, scaler)
-            save_checkpoint(
-                out_dir / "last.safetensors", raw_model,
-                {**meta_base, "epoch": epoch, "metrics": json_safe(val), "history": run.history,
-                 "best": run.best, "train_state": plain, "info": run.info},
-                extra_tensors=tensors,
-            )
+            if world.is_main:
+                tensors, plain = capture(optimizer, scheduler, scaler)
+                save_checkpoint(
+                    out_dir / "last.safetensors", raw_model,
+                    {**meta_base, "epoch": epoch, "metrics": json_safe(val), "history": run.history,
+                     "best": run.best, "train_state": plain, "info": run.info},
+                    extra_tensors=tensors,
+                )
             for cb in callbacks:
                 cb.on_epoch_end(run, epoch, metrics)
             if t.early_stopping and stale >= t.early_stopping:
@@ -312,7 +353,9 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
         result.pop("epoch", None)
         for cb in callbacks:
             cb.on_fit_end(run, result)
-        atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+        if world.is_main:
+            atomic_write(out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+        distributed.barrier()  # the checkpoint exists for every rank that returns its path
         return result
     except BaseException as error:
         for cb in callbacks:
@@ -327,7 +370,8 @@ def _train_epoch(run: Run, model, loader, loss_fn, optimizer, scheduler, scaler,
     cm = ConfusionMatrix(run.config.model.num_classes, device=device)
     memory = torch.channels_last if t.channels_last else torch.contiguous_format
     loss_sum, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not t.progress, file=sys.stderr, leave=False)
+    show = t.progress and not (distributed.active() and torch.distributed.get_rank() != 0)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, file=sys.stderr, leave=False)
     for step, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True, memory_format=memory), y.to(device, non_blocking=True)
         with _autocast(device, t.amp):
@@ -351,10 +395,13 @@ def _train_epoch(run: Run, model, loader, loss_fn, optimizer, scheduler, scaler,
         loss_sum += float(loss.detach()) * len(x)
         seen += len(x)
         cm.update(logits.detach(), y)
-        if t.progress:
+        if show:
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", dice=f"{cm.compute()['dice']:.3f}",
                             img_s=f"{seen / (time.perf_counter() - start):.1f}")
     elapsed = time.perf_counter() - start
+    totals = distributed.all_reduce_sum(torch.tensor([loss_sum, seen], dtype=torch.float64, device=device))
+    distributed.all_reduce_sum(cm.matrix)
+    loss_sum, seen = totals.tolist()
     return {
         "train_loss": loss_sum / seen,
         "train_dice": cm.compute()["dice"],

@@ -17,26 +17,43 @@ class EpochSampler(Sampler[int]):
     With `shuffle`, the order is a permutation seeded by ``seed + epoch``, as
     DistributedSampler does, so an epoch's order never depends on what ran before it.
     Call `set_epoch` before each epoch.
+
+    Under DDP each of `num_replicas` ranks takes every num_replicas-th sample from
+    `rank` on, so the ranks' samples are disjoint. With `pad` (training) the order is
+    first padded by repeating its start so all ranks get as many batches; without it
+    (validation) no sample is seen twice and the last ranks may get one fewer.
     """
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0, num_replicas: int = 1, pad: bool = True
+    ) -> None:
         if size < 1:
             raise ValueError(f"cannot sample from an empty data set (size={size})")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+        self.rank, self.num_replicas, self.pad = rank, num_replicas, pad
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
+    def _order(self) -> torch.Tensor:
         if self.shuffle:
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(self.size)
-        offset = self.epoch * self.size
-        return iter((order + offset).tolist())
+        if self.pad and self.size % self.num_replicas:
+            extra = self.num_replicas - self.size % self.num_replicas
+            order = torch.cat([order, order.repeat(extra // self.size + 1)[:extra]])
+        return order[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self._order() + self.epoch * self.size).tolist())
 
     def __len__(self) -> int:
-        return self.size
+        if self.pad:
+            return -(-self.size // self.num_replicas)
+        return len(range(self.rank, self.size, self.num_replicas))
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -55,9 +72,13 @@ def make_loader(
     drop_last: bool = False,
     pin_memory: bool | None = None,
     persistent_workers: bool = True,
+    rank: int = 0,
+    num_replicas: int = 1,
 ) -> DataLoader:
     """A DataLoader over `dataset` with an `EpochSampler` (``loader.sampler.set_epoch(e)``),
-    seeded workers, pinned memory when CUDA is present, and workers kept between epochs."""
+    seeded workers, pinned memory when CUDA is present, and workers kept between epochs.
+    `rank` and `num_replicas` give this process its share under DDP (padded when
+    shuffling, for training; exact otherwise, for validation)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if num_workers < 0:
@@ -65,7 +86,7 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        sampler=EpochSampler(len(dataset), shuffle, seed, rank, num_replicas, pad=shuffle),
         num_workers=num_workers,
         drop_last=drop_last,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
