@@ -56,3 +56,9 @@ def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_d
         assert single[key] == trained[key], key  # 5 validation images split 3 + 2: none twice, none missed
     assert single["loss"] == pytest.approx(trained["loss"], rel=1e-9)
     assert single["soft_dice_study"] == pytest.approx(trained["soft_dice_study"], rel=1e-9)
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads([l for l in resumed.stdout.splitlines() if l.startswith("{")][0])
+    assert again == trained  # a finished run resumes to the same result and the same MLflow run
+    assert client.get_run(trained["run_id"]).info.status == "FINISHED"
