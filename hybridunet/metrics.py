@@ -46,17 +46,26 @@ class ConfusionMatrix:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: `pred` as (N, H, W) labels or (N, C, H, W) logits; `target` (N, H, W)."""
         if pred.ndim == target.ndim + 1:
-            pred = pred.argmax(1)
+            pred = pred.max(1).indices  # the first maximum, as argmax, and several times faster on CPU
+        elif pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= self.num_classes):
+            raise ValueError(
+                f"predicted labels must lie in 0..{self.num_classes - 1}, got min {int(pred.min())}, max {int(pred.max())}"
+            )
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
-        valid = target != self.ignore_index
-        truth, guess = target[valid].long(), pred[valid].long()
-        if truth.numel() and (int(truth.min()) < 0 or int(truth.max()) >= self.num_classes):
+        target = target.to(pred.device)
+        ignored = target == self.ignore_index
+        outside = ((target < 0) | (target >= self.num_classes)) & ~ignored
+        if outside.any():
+            bad = target[outside]
             raise ValueError(
                 f"target holds classes outside 0..{self.num_classes - 1} (and ignore {self.ignore_index}): "
-                f"min {int(truth.min())}, max {int(truth.max())}"
+                f"min {int(bad.min())}, max {int(bad.max())}"
             )
-        counts = torch.bincount(truth * self.num_classes + guess.to(truth.device), minlength=self.num_classes**2)
+        # One bincount over truth * C + prediction; ignored pixels go to an extra bin that is dropped.
+        cells = self.num_classes**2
+        index = (target.long() * self.num_classes + pred.long()).masked_fill_(ignored, cells)
+        counts = torch.bincount(index.view(-1), minlength=cells + 1)[:cells]
         self.matrix += counts.view(self.num_classes, self.num_classes).to(self.matrix.device)
 
     def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":

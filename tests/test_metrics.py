@@ -62,6 +62,9 @@ def test_bad_targets_and_shapes_fail_clearly():
         cm.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.full((1, 2, 2), 5))
     with pytest.raises(ValueError, match=r"differ in shape"):
         cm.update(torch.zeros(1, 2, 3), torch.zeros(1, 2, 2))
+    with pytest.raises(ValueError, match=r"predicted labels must lie in 0\.\.2, got min 0, max 3"):
+        cm.update(torch.tensor([[[0, 3]]]), torch.zeros(1, 1, 2, dtype=torch.long))
+    assert int(cm.matrix.sum()) == 0  # a refused batch adds nothing
 
 
 def test_soft_dice_study_matches_a_keras_style_formula():

@@ -1,0 +1,127 @@
+"""Training-step throughput of unet, hybrid_unet and smp_unet (resnet18) against the
+machine's own fp32 (or bf16) matrix-multiply peak, measured in the same run.
+
+    python benchmarks/train_speed.py [--batch 8] [--size 256] [--steps 3] [--device cpu]
+        [--models unet hybrid_unet smp_unet] [--modes eager channels_last compile]
+
+A mode is flags joined by "+": channels_last, compile, bf16 (autocast; CUDA) — "eager" is
+none of them. One step is forward, cross entropy, backward and an AdamW update. FLOPs
+of the step come from torch.utils.flop_counter. Prints a table, then a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import torch
+import torch.nn.functional as F
+
+from common import machine, matmul_peak, print_json, print_table, sync, timed
+
+import hybridunet as hu
+
+KNOWN_FLAGS = {"eager", "channels_last", "compile", "bf16"}
+
+
+def train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, bf16: bool):
+    def step() -> None:
+        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def step_flops(name: str, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of one eager fp32 training step (forward + backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = hu.create_model(name, num_classes=19).to(x.device)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops()
+
+
+def measure(name: str, mode: str, args, device: torch.device) -> dict:
+    flags = set(mode.split("+")) - {"eager"}
+    torch.manual_seed(0)
+    model = hu.create_model(name, num_classes=19).to(device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    y = torch.randint(0, 19, (args.batch, args.size, args.size), device=device)
+    if "channels_last" in flags:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    runnable = torch.compile(model) if "compile" in flags else model
+    step = train_step(runnable, x, y, optimizer, "bf16" in flags)
+    start = time.perf_counter()
+    for _ in range(2 if "compile" in flags else 1):  # compile happens in the first calls
+        step()
+    sync(device)
+    warmup = time.perf_counter() - start
+    seconds = timed(step, device, args.steps)
+    return {"model": name, "mode": mode, "images_per_s": args.batch / seconds, "warmup_s": warmup}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["unet", "hybrid_unet", "smp_unet"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "channels_last", "compile"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    for mode in args.modes:
+        unknown = set(mode.split("+")) - KNOWN_FLAGS
+        if unknown:
+            parser.error(f"unknown mode flag(s) {sorted(unknown)} in {mode!r}; known: {sorted(KNOWN_FLAGS)}")
+    device = torch.device(args.device)
+
+    peaks = {"fp32": matmul_peak(device, torch.float32)}
+    if any("bf16" in m for m in args.modes):
+        peaks["bf16"] = matmul_peak(device, torch.bfloat16)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    y = torch.randint(0, 19, (args.batch, args.size, args.size), device=device)
+    flops = {name: step_flops(name, x, y) for name in args.models}
+
+    rows, results = [], []
+    for name in args.models:
+        for mode in args.modes:
+            try:
+                r = measure(name, mode, args, device)
+            except Exception as error:  # e.g. torch.compile without a working compiler
+                rows.append([name, mode, "failed", "", "", type(error).__name__])
+                continue
+            peak = peaks["bf16" if "bf16" in mode else "fp32"]
+            r["gflops"] = flops[name] / args.batch * r["images_per_s"] / 1e9
+            r["peak_fraction"] = r["gflops"] / peak
+            results.append(r)
+            rows.append([name, mode, f"{r['images_per_s']:.2f}", f"{r['gflops']:.1f}",
+                         f"{100 * r['peak_fraction']:.1f}%", f"{r['warmup_s']:.0f}"])
+    print_table(
+        f"train_speed: batch {args.batch}, 3x{args.size}x{args.size}, {machine(device)}; "
+        + ", ".join(f"{k} matmul peak {v:.0f} GFLOP/s" for k, v in peaks.items()),
+        ["model", "mode", "images/s", "GFLOP/s", "of peak", "warm-up s"], rows,
+    )
+    print("  train-step GFLOPs per image: " + ", ".join(f"{n} {flops[n] / args.batch / 1e9:.1f}" for n in args.models))
+    best = {}
+    for r in results:
+        if r["peak_fraction"] > best.get(r["model"], {}).get("peak_fraction", -1):
+            best[r["model"]] = r
+    print_json({
+        "device": device.type,
+        **{f"{k}_matmul_peak_gflops": round(v, 1) for k, v in peaks.items()},
+        **{f"{n}_best_images_per_s": round(r["images_per_s"], 2) for n, r in best.items()},
+        **{f"{n}_best_peak_fraction": round(r["peak_fraction"], 3) for n, r in best.items()},
+        **{f"{n}_best_mode": r["mode"] for n, r in best.items()},
+    })
+
+
+if __name__ == "__main__":
+    main()
