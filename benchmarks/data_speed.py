@@ -1,7 +1,8 @@
 """Data path speed: synthetic generation, colour-mask mapping, and the pairs loader
-(decode + map + augment) with 0 and 2 workers at 256x256.
+(decode + map + augment) with 0 and 2 workers at 256x256, against the training step's
+images/s of the fastest model (the loader must outrun it at least 3x to never starve it).
 
-    python benchmarks/data_speed.py [--images 384] [--batch 16]
+    python benchmarks/data_speed.py [--images 384] [--batch 16] [--models unet smp_unet]
 
 Prints a table, then a JSON line with the headline figures.
 """
@@ -21,6 +22,7 @@ import torch
 from hybridunet.data import CityscapesPairs, ColorMapper, make_loader, train_transform
 from hybridunet.data.base import read_image
 from hybridunet.data.synthetic import write_split
+from train_speed import measure
 
 
 def loader_speed(data: CityscapesPairs, workers: int, batch: int, images: int) -> float:
@@ -46,7 +48,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=384)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--models", nargs="+", default=["unet", "smp_unet"], help="whose training step to outrun")
+    parser.add_argument("--train-batch", type=int, default=8)
     args = parser.parse_args()
+    train_rates = {
+        name: measure(name, "eager", args.train_batch, args.size, 2, torch.device("cpu"))["images_per_s"]
+        for name in args.models
+    }
+    fastest = max(train_rates, key=train_rates.get)
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,6 +80,9 @@ def main() -> None:
         ("colour mask -> trainId (LUT)", f"{map_ms:.2f} ms/mask"),
         ("pairs loader, 0 workers", f"{rates[0]:.0f} images/s"),
         ("pairs loader, 2 workers", f"{rates[2]:.0f} images/s"),
+        *((f"train step {name} (batch {args.train_batch}, 2 threads)", f"{rate:.2f} images/s")
+          for name, rate in train_rates.items()),
+        (f"loader (0 workers) / {fastest} train step", f"{rates[0] / train_rates[fastest]:.0f}x"),
     ]
     print(f"data_speed at {args.size}x{args.size}, batch {args.batch}, {platform.processor() or platform.machine()}, torch {torch.__version__}")
     width = max(len(r[0]) for r in rows)
@@ -81,6 +93,8 @@ def main() -> None:
         "map_ms_per_mask": round(map_ms, 3),
         "loader_images_per_s_0_workers": round(rates[0], 1),
         "loader_images_per_s_2_workers": round(rates[2], 1),
+        **{f"train_step_images_per_s_{name}": round(rate, 2) for name, rate in train_rates.items()},
+        "loader_over_fastest_train_step": round(rates[0] / train_rates[fastest], 1),
     }))
 
 

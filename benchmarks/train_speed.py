@@ -47,12 +47,13 @@ def step_flops(name: str, x: torch.Tensor, y: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def measure(name: str, mode: str, args, device: torch.device) -> dict:
+def measure(name: str, mode: str, batch: int, size: int, steps: int, device: torch.device) -> dict:
+    """Images/s of training steps of model `name` in `mode`, after the warm-up."""
     flags = set(mode.split("+")) - {"eager"}
     torch.manual_seed(0)
     model = hu.create_model(name, num_classes=19).to(device)
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    y = torch.randint(0, 19, (args.batch, args.size, args.size), device=device)
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, 19, (batch, size, size), device=device)
     if "channels_last" in flags:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -64,8 +65,8 @@ def measure(name: str, mode: str, args, device: torch.device) -> dict:
         step()
     sync(device)
     warmup = time.perf_counter() - start
-    seconds = timed(step, device, args.steps)
-    return {"model": name, "mode": mode, "images_per_s": args.batch / seconds, "warmup_s": warmup}
+    seconds = timed(step, device, steps)
+    return {"model": name, "mode": mode, "images_per_s": batch / seconds, "warmup_s": warmup}
 
 
 def main() -> None:
@@ -94,7 +95,7 @@ def main() -> None:
     for name in args.models:
         for mode in args.modes:
             try:
-                r = measure(name, mode, args, device)
+                r = measure(name, mode, args.batch, args.size, args.steps, device)
             except Exception as error:  # e.g. torch.compile without a working compiler
                 rows.append([name, mode, "failed", "", "", type(error).__name__])
                 continue

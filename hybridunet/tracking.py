@@ -6,10 +6,14 @@ The tracking URI is ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
 
 from __future__ import annotations
 
+import importlib
 import os
+import queue
 import subprocess
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 # Offline by default: MLflow 3 reports usage to a remote endpoint unless told not to.
 # A user who wants telemetry sets MLFLOW_DISABLE_TELEMETRY=false.
@@ -18,7 +22,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import mlflow  # noqa: E402
 import numpy as np
 import torch  # noqa: E402
-from mlflow.entities import RunStatus  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from hybridunet import __version__
@@ -59,14 +63,53 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
+class BackgroundLog:
+    """One worker thread that runs logging calls in order, so training never waits on
+    the tracking store. A failed call is raised again by the next `submit` or by `close`;
+    the calls after it are dropped."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="hybridunet-mlflow", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (call := self._queue.get()) is not None:
+            if self._error is None:
+                fn, args, kwargs = call
+                try:
+                    fn(*args, **kwargs)
+                except BaseException as error:  # handed to the training thread
+                    self._error = error
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError(f"MLflow logging failed: {type(error).__name__}: {error}") from error
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._raise()
+        self._queue.put((fn, args, kwargs))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait (at most `timeout` seconds) for every submitted call; raise the first failure."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+        self._raise()
+
+
 class MLflowCallback(Callback):
     """Logs a training run to MLflow: the flattened config as params, per-epoch metrics
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
     images, the config, best checkpoint, confusion matrix and learning curves.
 
-    An exception ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED (see
-    `status_for`). A resumed training continues the same MLflow run. With
-    `parent_run_id`, the run is nested under that run (a comparison's or a study's).
+    The run is created before training starts; everything else is logged by a worker
+    thread while training goes on, and the run ends once that work is done. An exception
+    ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED (see `status_for`). A resumed
+    training continues the same MLflow run. With `parent_run_id`, the run is nested under
+    that run (a comparison's or a study's).
     """
 
     def __init__(
@@ -74,15 +117,34 @@ class MLflowCallback(Callback):
     ) -> None:
         self.config, self.parent_run_id, self.extra_tags = config, parent_run_id, tags or {}
         self.run_id: str | None = None
-        self._panels: list[tuple[np.ndarray, np.ndarray, torch.Tensor]] = []
+        self.client: MlflowClient | None = None
+        self._log: BackgroundLog | None = None
+        self._panels: list[tuple[torch.Tensor, np.ndarray, np.ndarray]] = []
+
+    # -- for subclasses: queued, in order, on the run --------------------------------
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._log.submit(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # the store's limit per batch
+            self._log.submit(self.client.log_batch, self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, values: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        self._log.submit(self.client.log_batch, self.run_id, metrics=metrics, synchronous=True)
 
     # -- hooks ----------------------------------------------------------------------
     def on_fit_start(self, run: Run) -> None:
         uri = tracking_uri(self.config)
         mlflow.set_tracking_uri(uri)
+        self.client = MlflowClient(uri)
         previous = run.info.get("mlflow_run_id") if run.resumed else None
         if previous:
-            active = mlflow.start_run(run_id=previous)
+            self.client.update_run(previous, status="RUNNING")
+            self.run_id = previous
+            self._log = BackgroundLog()
             self._log_missing_epochs(run)
         else:
             cfg = run.config
@@ -93,56 +155,60 @@ class MLflowCallback(Callback):
                 "out_dir": str(run.out_dir),
                 **self.extra_tags,
             }
-            commit = git_commit()
-            if commit:
-                tags["git_commit"] = commit
-                tags["mlflow.source.git.commit"] = commit
-            active = mlflow.start_run(
-                run_name=self.config.run_name or run.out_dir.name,
-                experiment_id=experiment_id(self.config.experiment, uri),
-                nested=self.parent_run_id is not None,
-                parent_run_id=self.parent_run_id,
-                tags=tags,
+            if self.parent_run_id:
+                tags["mlflow.parentRunId"] = self.parent_run_id
+            created = self.client.create_run(
+                experiment_id(self.config.experiment, uri), run_name=self.config.run_name or run.out_dir.name, tags=tags
             )
-            mlflow.log_params({k: _param_value(v) for k, v in cfg.flat().items()})
-            mlflow.log_artifact(str(run.out_dir / "config.yaml"))
-        self.run_id = active.info.run_id
+            self.run_id = created.info.run_id
+            self._log = BackgroundLog()
+            self._log.submit(self._log_commit)
+            self.log_params(cfg.flat())
+            self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
         run.info["mlflow_run_id"] = self.run_id
+        self._log.submit(importlib.import_module, "hybridunet.viz")  # matplotlib loads while training runs
         self._prepare_panels(run)
+
+    def _log_commit(self) -> None:
+        commit = git_commit()
+        if commit:
+            self.client.set_tag(self.run_id, "git_commit", commit)
+            self.client.set_tag(self.run_id, "mlflow.source.git.commit", commit)
 
     def _log_missing_epochs(self, run: Run) -> None:
         """After a crash between a checkpoint and its MLflow logging, log what the
         checkpoint's history holds and MLflow lacks, so every epoch is recorded once."""
-        logged = {m.step for m in MlflowClient().get_metric_history(self.run_id or mlflow.active_run().info.run_id, "val_dice")}
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, "val_dice")}
         for row in run.history:
             if row["epoch"] not in logged:
-                values = {k: float(row[k]) for k in EPOCH_METRICS if row.get(k) is not None}
-                mlflow.log_metrics(values, step=row["epoch"])
+                self.log_metrics({k: float(row[k]) for k in EPOCH_METRICS if row.get(k) is not None}, step=row["epoch"])
 
     def on_epoch_end(self, run: Run, epoch: int, metrics: dict[str, Any]) -> None:
         values = {k: float(metrics[k]) for k in EPOCH_METRICS if metrics.get(k) is not None}
         values.update(
             {f"val_dice/{name}": float(v) for name, v in metrics["val_per_class_dice"].items() if v == v}
         )
-        mlflow.log_metrics(values, step=epoch)
-        panels = self._render_panels(run)
-        if panels:  # one picture per epoch, a row per fixed image: cheap to log, easy to scroll
-            # synchronous: an asynchronous queue costs about a second to drain at end_run
-            mlflow.log_image(np.concatenate(panels, axis=0), key="val_panels", step=epoch, synchronous=True)
+        self.log_metrics(values, step=epoch)
+        if self._panels:  # the prediction now, the picture and its upload in the worker
+            self._log.submit(self._log_panels, self._predict_panels(run), epoch)
 
     def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
+        best = run.out_dir / "best.safetensors"
+        for path in (best, best.with_suffix(".json")):
+            self._log.submit(self.client.log_artifact, self.run_id, str(path), "checkpoint")
+        matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
+        self._log.submit(self._log_figures, matrix, run.class_names, list(run.history))
+        self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
+        self._log.close()
+        self.client.set_terminated(self.run_id, "FINISHED")
+        result["run_id"] = self.run_id
+
+    def _log_figures(self, matrix: np.ndarray | None, class_names: list[str], history: list[dict]) -> None:
         from hybridunet.viz import confusion_figure, curves_figure
 
-        best = run.out_dir / "best.safetensors"
-        mlflow.log_artifact(str(best), "checkpoint")
-        mlflow.log_artifact(str(best.with_suffix(".json")), "checkpoint")
-        if run.best_confusion is not None:  # None when a resumed run found no better epoch
-            matrix = run.best_confusion.matrix.cpu().numpy()
-            mlflow.log_figure(confusion_figure(matrix, run.class_names), "plots/confusion_matrix.png")
-        mlflow.log_figure(curves_figure(run.history), "plots/learning_curves.png")
-        mlflow.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
-        mlflow.end_run()
-        result["run_id"] = self.run_id
+        if matrix is not None:  # None when a resumed run found no better epoch
+            self.client.log_figure(self.run_id, confusion_figure(matrix, class_names), "plots/confusion_matrix.png")
+        self.client.log_figure(self.run_id, curves_figure(history), "plots/learning_curves.png")
 
     def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
         """The MLflow status (and extra tags) a run ends with when `error` stops it."""
@@ -150,36 +216,42 @@ class MLflowCallback(Callback):
         return RunStatus.to_string(status), {"error": f"{type(error).__name__}: {error}"[:5000]}
 
     def on_exception(self, run: Run, error: BaseException) -> None:
-        active = mlflow.active_run()
-        if active is None or active.info.run_id != self.run_id:
+        if self.run_id is None or self._log is None:
             return
         status, tags = self.status_for(error)
-        mlflow.set_tags(tags)
-        mlflow.end_run(status=status)
+        try:
+            self._log.close(timeout=60)  # what was logged before the error still lands
+        except RuntimeError as logging_error:
+            tags["logging_error"] = str(logging_error)[:5000]
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+        self.client.set_terminated(self.run_id, status)
 
     # -- panels ---------------------------------------------------------------------
     def _prepare_panels(self, run: Run) -> None:
         count = min(self.config.log_images, len(run.val_data))
         self._panels = []
         for k in range(count):
-            image, mask = run.val_data.load(k)
+            image, _ = run.val_data.load(k)
             x, target = run.val_data[k]
             self._panels.append((x, target.numpy().astype(np.uint8), image))
 
     @torch.no_grad()
-    def _render_panels(self, run: Run) -> list[np.ndarray]:
-        if not self._panels:
-            return []
-        import cv2
-
+    def _predict_panels(self, run: Run) -> np.ndarray:
         was_training = run.model.training
         run.model.eval()
         batch = torch.stack([x for x, _, _ in self._panels]).to(run.device)
         predictions = run.model(batch).argmax(1).to(torch.uint8).cpu().numpy()
         run.model.train(was_training)
-        panels = []
+        return predictions
+
+    def _log_panels(self, predictions: np.ndarray, epoch: int) -> None:
+        """One picture per epoch, a row per fixed image (photo | truth | prediction)."""
+        import cv2
+
+        rows = []
         for (_, truth, image), pred in zip(self._panels, predictions):
             h, w = truth.shape
             photo = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            panels.append(np.concatenate([photo, colorize(truth), colorize(pred)], axis=1))
-        return panels
+            rows.append(np.concatenate([photo, colorize(truth), colorize(pred)], axis=1))
+        self.client.log_image(self.run_id, np.concatenate(rows, axis=0), key="val_panels", step=epoch, synchronous=True)

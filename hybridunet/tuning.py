@@ -249,10 +249,8 @@ class _StudyTracker:
         class TrialRun(MLflowCallback):
             def on_fit_start(self, run: Run) -> None:
                 super().on_fit_start(run)
-                import mlflow
-
-                mlflow.set_tags({"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
-                mlflow.log_params({f"trial.{k}": v for k, v in trial.params.items()})
+                self.set_tags({"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
+                self.log_params({f"trial.{k}": v for k, v in trial.params.items()})
 
             def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
                 if isinstance(error, optuna.TrialPruned):
@@ -260,9 +258,7 @@ class _StudyTracker:
                 return super().status_for(error)
 
             def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
-                import mlflow
-
-                mlflow.set_tag("optuna.state", "COMPLETE")
+                self.set_tags({"optuna.state": "COMPLETE"})
                 super().on_fit_end(run, result)
 
         return TrialRun(config.tracking, parent_run_id=self.parent)

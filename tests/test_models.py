@@ -187,3 +187,17 @@ def test_summary_counts_params_and_flops_with_torch_counter():
     # One 3x3 conv 1->4 at 8x8 is 2*9*4*64 FLOPs; the whole net must count more than that.
     assert count_flops(model, (1, 8, 8)) > 2 * 9 * 4 * 64
     assert count_flops(hu.create_model("hybrid_unet"), (3, 64, 64)) > count_flops(hu.create_model("unet"), (3, 64, 64))
+
+
+def test_layer_scaled_transformer_bottleneck_starts_as_the_identity_and_learns():
+    from hybridunet.nn.bottlenecks import TransformerBottleneck
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 5, 7)
+    block = TransformerBottleneck(32, heads=4)
+    out = block(x)
+    assert (out - x).abs().max() < 1e-3 * x.abs().max()
+    out.square().mean().backward()
+    assert block.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    plain = TransformerBottleneck(32, heads=4, layer_scale=None)(x)  # post-norm: each token normalised
+    assert plain.mean(1).abs().max() < 1e-4

@@ -123,3 +123,15 @@ def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "generating synthetic street scenes" in out and "dice hybrid_unet - unet" in out
     assert set(summary["arms"]) == {"unet", "hybrid_unet"} and len(summary["arms"]["unet"]["dice"]) == 2
+
+
+def test_background_log_keeps_order_and_raises_a_failure_at_close():
+    from hybridunet.tracking import BackgroundLog
+
+    log, seen = BackgroundLog(), []
+    log.submit(seen.append, 1)
+    log.submit(lambda: 1 / 0)
+    log.submit(seen.append, 2)  # dropped: it came after a failure
+    with pytest.raises(RuntimeError, match="MLflow logging failed: ZeroDivisionError"):
+        log.close()
+    assert seen == [1]

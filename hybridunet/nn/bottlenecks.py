@@ -65,6 +65,11 @@ class TransformerBottleneck(nn.Module):
     Tokens get a fixed 2-D sin-cos position encoding computed for the map's own height
     and width, so any input size works without interpolating learned embeddings.
     `channels` must be divisible by 4 (the encoding) and by `heads`.
+
+    With `layer_scale` (CaiT's LayerScale, the initial weight of every attention and MLP
+    branch), the bottleneck starts as the identity on the CNN map and learns what
+    attention adds: the hybrid begins as a UNet. `layer_scale=None` gives the plain
+    pre-norm blocks followed by a LayerNorm, whose output replaces the CNN map.
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class TransformerBottleneck(nn.Module):
         layers: int = 1,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        layer_scale: float | None = 1e-4,
     ) -> None:
         super().__init__()
         if channels % 4 or channels % heads:
@@ -83,14 +89,17 @@ class TransformerBottleneck(nn.Module):
             )
         self.blocks = nn.Sequential(
             *(
-                Block(channels, heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout, attn_drop=dropout)
+                Block(channels, heads, mlp_ratio=mlp_ratio, qkv_bias=True, proj_drop=dropout, attn_drop=dropout,
+                      init_values=layer_scale)
                 for _ in range(layers)
             )
         )
-        self.norm = nn.LayerNorm(channels)
+        self.norm = nn.LayerNorm(channels) if layer_scale is None else nn.Identity()
+        self.residual = layer_scale is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         pos = build_sincos2d_pos_embed([h, w], dim=c, device=x.device, dtype=x.dtype)
-        tokens = self.norm(self.blocks(x.flatten(2).transpose(1, 2) + pos))
+        tokens = self.blocks(x.flatten(2).transpose(1, 2) + pos)
+        tokens = tokens - pos if self.residual else self.norm(tokens)  # the residual form returns to the CNN map
         return tokens.transpose(1, 2).reshape(n, c, h, w)

@@ -1,0 +1,98 @@
+"""Inference throughput and peak memory of unet, hybrid_unet and smp_unet (resnet18) at
+batch 1 and 16, 3x256x256, eval mode under torch.inference_mode.
+
+    python benchmarks/inference_speed.py [--batches 1 16] [--size 256] [--seconds 5] [--device cpu]
+
+Each (model, batch) runs in a fresh process so that peak memory is its own. On CPU the
+peak is the process's peak resident set and "activations" its growth over the loaded
+model; on CUDA it is torch.cuda.max_memory_allocated. Prints a table, then a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from common import machine, print_json, print_table, sync
+
+import hybridunet as hu
+
+MIB = 2**20
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def one(name: str, batch: int, size: int, seconds: float, device: torch.device, channels_last: bool) -> dict:
+    """Measure one (model, batch) in this process."""
+    torch.manual_seed(0)
+    model = hu.create_model(name, num_classes=19).to(device).eval()
+    x = torch.randn(batch, 3, size, size, device=device)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    before = resident_bytes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    with torch.inference_mode():
+        model(x)  # warm-up
+        sync(device)
+        calls, start = 0, time.perf_counter()
+        while calls < 2 or time.perf_counter() - start < seconds:
+            model(x)
+            calls += 1
+        sync(device)
+        elapsed = time.perf_counter() - start
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    return {"model": name, "batch": batch, "images_per_s": calls * batch / elapsed,
+            "ms_per_batch": elapsed / calls * 1e3, "peak_mib": peak / MIB, "activations_mib": (peak - before) / MIB}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["unet", "hybrid_unet", "smp_unet"])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed per measurement")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--one", nargs=2, metavar=("MODEL", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.one:
+        print(json.dumps(one(args.one[0], int(args.one[1]), args.size, args.seconds, device, args.channels_last)))
+        return
+
+    results = []
+    for name in args.models:
+        for batch in args.batches:
+            cmd = [sys.executable, __file__, "--one", name, str(batch), "--size", str(args.size),
+                   "--seconds", str(args.seconds), "--device", args.device] + (["--channels-last"] if args.channels_last else [])
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} at batch {batch} failed:\n{done.stderr[-2000:]}")
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print_table(
+        f"inference_speed: 3x{args.size}x{args.size}, eval, inference_mode"
+        f"{', channels_last' if args.channels_last else ''}, {machine(device)}",
+        ["model", "batch", "images/s", "ms/batch", "peak MiB", "activations MiB"],
+        [[r["model"], r["batch"], f"{r['images_per_s']:.2f}", f"{r['ms_per_batch']:.0f}",
+          f"{r['peak_mib']:.0f}", f"{r['activations_mib']:.0f}"] for r in results],
+    )
+    print_json({f"{r['model']}_b{r['batch']}_{k}": round(r[k], 2)
+                for r in results for k in ("images_per_s", "activations_mib")} | {"device": device.type})
+
+
+if __name__ == "__main__":
+    main()
