@@ -66,10 +66,10 @@ class TransformerBottleneck(nn.Module):
     and width, so any input size works without interpolating learned embeddings.
     `channels` must be divisible by 4 (the encoding) and by `heads`.
 
-    With `layer_scale` (CaiT's LayerScale, the initial weight of every attention and MLP
-    branch), the bottleneck starts as the identity on the CNN map and learns what
-    attention adds: the hybrid begins as a UNet. `layer_scale=None` gives the plain
-    pre-norm blocks followed by a LayerNorm, whose output replaces the CNN map.
+    By default: pre-norm blocks followed by a LayerNorm, whose output replaces the CNN
+    map. With `layer_scale` (CaiT's LayerScale, e.g. 1e-4: the initial weight of every
+    attention and MLP branch), the bottleneck starts as the identity on the CNN map and
+    learns what attention adds, so the hybrid begins as a UNet.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class TransformerBottleneck(nn.Module):
         layers: int = 1,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
-        layer_scale: float | None = 1e-4,
+        layer_scale: float | None = None,
     ) -> None:
         super().__init__()
         if channels % 4 or channels % heads:
