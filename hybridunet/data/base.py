@@ -34,6 +34,14 @@ def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return image[..., ::-1] if image.ndim == 3 else image
 
 
+def read_index_mask(path: Path, kind: str) -> np.ndarray:
+    """Decode a single-channel 8-bit mask (class indices or labelIds, named by `kind`)."""
+    mask = read_image(path, cv2.IMREAD_UNCHANGED)
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise DataError(f"{path}: expected a single-channel 8-bit {kind}, got {mask.shape} {mask.dtype}")
+    return mask
+
+
 def seed_for(seed: int, epoch: int, index: int) -> int:
     """A 32-bit seed that depends only on (seed, epoch, index)."""
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])

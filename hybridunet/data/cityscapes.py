@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
-from hybridunet.data.base import DataError, SegmentationDataset, read_image
+from hybridunet.data.base import DataError, SegmentationDataset, read_image, read_index_mask
 from hybridunet.data.labels import NUM_LABEL_IDS, label_id_to_train_id
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -46,9 +45,7 @@ class Cityscapes(SegmentationDataset):
         image_path, mask_path = self.samples[index]
         if not mask:
             return read_image(image_path), None
-        label_ids = read_image(mask_path, cv2.IMREAD_UNCHANGED)
-        if label_ids.ndim != 2 or label_ids.dtype != np.uint8:
-            raise DataError(f"{mask_path}: expected a single-channel 8-bit labelId PNG, got {label_ids.shape} {label_ids.dtype}")
+        label_ids = read_index_mask(mask_path, "labelId PNG")
         if label_ids.max() >= NUM_LABEL_IDS:
             bad = np.unique(label_ids[label_ids >= NUM_LABEL_IDS])[:10].tolist()
             raise DataError(f"{mask_path}: labelIds {bad} are outside the Cityscapes table (0..{NUM_LABEL_IDS - 1})")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
-from hybridunet.data.base import IMAGE_SUFFIXES, DataError, SegmentationDataset, read_image
+from hybridunet.data.base import IMAGE_SUFFIXES, DataError, SegmentationDataset, read_image, read_index_mask
 from hybridunet.data.labels import IGNORE_INDEX
 
 
@@ -53,11 +52,7 @@ class SegmentationFolder(SegmentationDataset):
         image_path, mask_path = self.samples[index]
         if not mask:
             return read_image(image_path), None
-        classes = read_image(mask_path, cv2.IMREAD_UNCHANGED)
-        if classes.ndim != 2 or classes.dtype != np.uint8:
-            raise DataError(
-                f"{mask_path}: expected a single-channel 8-bit index mask, got {classes.shape} {classes.dtype}"
-            )
+        classes = read_index_mask(mask_path, "index mask")
         if self.num_classes is not None:
             bad = (classes >= self.num_classes) & (classes != self.ignore_index)
             if bad.any():
