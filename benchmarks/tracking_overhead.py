@@ -1,10 +1,14 @@
 """What MLflow tracking costs a small training run.
 
-    python benchmarks/tracking_overhead.py [--epochs 6] [--repeats 2]
+    python benchmarks/tracking_overhead.py [--epochs 6] [--images 32] [--size 64] [--widths 8 16 32 64 128] [--rounds 6]
 
-Trains tiny.yaml (64x64, 32 images, widths 8..128) with tracking off and on, alternating,
-in one process. The once-per-process costs (importing MLflow, creating the sqlite store)
-are measured apart from the per-run overhead. Prints a table, then a JSON line.
+Trains tiny.yaml (by default 64x64, widths 8..128) on `--images` synthetic images with tracking off,
+on (the default: calls made inline for a local sqlite store) and on with the calls on a
+worker thread (tracking.background=true), in rotating order, in one process. These
+2-core machines drift by tens of percent between runs, so the overhead is the median over
+rounds of each round's difference to that round's untracked run. The once-per-process
+costs (importing MLflow, creating the sqlite store) are measured apart. Prints a table,
+then a JSON line.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+MODES = {"off": None, "on": "tracking.background=false", "on, worker thread": "tracking.background=true"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp())
@@ -33,13 +41,13 @@ def main() -> None:
     from hybridunet.data.synthetic import write_split
     from hybridunet.engine import fit
 
-    write_split(tmp / "data", "train", 32, size=64)
-    write_split(tmp / "data", "val", 8, size=64)
+    write_split(tmp / "data", "train", args.images, size=args.size)
+    write_split(tmp / "data", "val", 8, size=args.size)
 
     start = time.perf_counter()
     import mlflow  # noqa: F401
 
-    from hybridunet.tracking import MLflowCallback, experiment_id, tracking_uri
+    from hybridunet.tracking import MLflowCallback, experiment_id
 
     import_s = time.perf_counter() - start
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -47,32 +55,42 @@ def main() -> None:
     experiment_id("bench", uri)
     store_s = time.perf_counter() - start
 
-    def run(tracking: bool, i: int) -> float:
-        config = load_config(REPO / "experiments/configs/tiny.yaml", [
-            f"data.root={tmp / 'data'}", "data.limit_train=32", f"train.epochs={args.epochs}",
-            f"train.out_dir={tmp / f'run-{tracking}-{i}'}", f"tracking.uri={uri}", "tracking.experiment=bench",
-        ])
-        callbacks = [MLflowCallback(config.tracking)] if tracking else []
+    def run(mode: str, i: int) -> float:
+        overrides = [
+            f"data.root={tmp / 'data'}", f"data.limit_train={args.images}", f"data.size={args.size}",
+            f"model.widths=[{','.join(map(str, args.widths))}]", f"train.epochs={args.epochs}",
+            f"train.out_dir={tmp / f'run-{i}-{len(mode)}'}", f"tracking.uri={uri}", "tracking.experiment=bench",
+        ]
+        config = load_config(REPO / "experiments/configs/tiny.yaml", overrides + [MODES[mode] or "tracking.enabled=false"])
+        callbacks = [MLflowCallback(config.tracking)] if MODES[mode] else []
         start = time.perf_counter()
         fit(config, callbacks=callbacks)
         return time.perf_counter() - start
 
-    run(False, -1)  # warm-up: first-call costs of the kernels
-    off, on = [], []
-    for i in range(args.repeats):
-        off.append(run(False, i))
-        on.append(run(True, i))
-    t_off, t_on = statistics.median(off), statistics.median(on)
-    overhead = (t_on - t_off) / t_off
-    print(f"tracking overhead, tiny.yaml, {args.epochs} epochs, median of {args.repeats} ({sys.platform})")
-    print(f"  {'training, tracking off':<36} {t_off:8.2f} s")
-    print(f"  {'training, tracking on':<36} {t_on:8.2f} s")
-    print(f"  {'per-run overhead':<36} {100 * overhead:7.1f} %")
-    print(f"  {'once per process: import mlflow':<36} {import_s:8.2f} s")
-    print(f"  {'once per store: create sqlite store':<36} {store_s:8.2f} s")
-    print(json.dumps({"run_s_tracking_off": round(t_off, 3), "run_s_tracking_on": round(t_on, 3),
-                      "overhead_fraction": round(overhead, 4), "import_mlflow_s": round(import_s, 2),
-                      "create_store_s": round(store_s, 2)}))
+    for mode in MODES:  # warm-up: first-call costs of the kernels and of the store
+        run(mode, -1)
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    order = list(MODES)
+    for i in range(args.rounds):
+        for mode in order[i % len(order):] + order[: i % len(order)]:
+            times[mode].append(run(mode, i))
+    base = times["off"]
+    print(f"tracking overhead, tiny.yaml, {args.images} images of {args.size}x{args.size}, widths {args.widths}, "
+          f"{args.epochs} epochs, {args.rounds} rounds ({sys.platform})")
+    print(f"  {'mode':<22} {'median s':>9} {'min s':>7} {'overhead':>9}")
+    summary = {}
+    for mode, values in times.items():
+        diffs = [v - b for v, b in zip(values, base)]
+        fraction = statistics.median(diffs) / statistics.median(base)
+        summary[mode] = fraction
+        cell = "" if mode == "off" else f"{100 * fraction:8.1f}%"
+        print(f"  {mode:<22} {statistics.median(values):9.2f} {min(values):7.2f} {cell:>9}")
+    print(f"  once per process: import mlflow {import_s:.2f} s; create the sqlite store {store_s:.2f} s")
+    print(json.dumps({"run_s_tracking_off": round(statistics.median(base), 3),
+                      "run_s_tracking_on": round(statistics.median(times["on"]), 3),
+                      "overhead_fraction": round(summary["on"], 4),
+                      "overhead_fraction_worker_thread": round(summary["on, worker thread"], 4),
+                      "import_mlflow_s": round(import_s, 2), "create_store_s": round(store_s, 2)}))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,8 @@ class TrackingConfig(Section):
     uri: str | None = None
     run_name: str | None = None
     log_images: int = Field(4, ge=0)
+    flush_secs: float = Field(5.0, ge=0)  # metrics reach the store at most this late; 0: every epoch
+    background: bool | None = None  # log from a worker thread; None: only for a tracking server (http)
 
 
 class ExperimentConfig(Section):

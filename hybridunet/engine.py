@@ -74,6 +74,8 @@ class Run:
     resumed: bool = False
     val_confusion: ConfusionMatrix | None = None  # of the latest validation
     best_confusion: ConfusionMatrix | None = None  # of the best validation in this process
+    keep_val_samples: int = 0  # callbacks ask for this many validation pictures per epoch
+    val_samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (inputs, targets, predictions)
     info: dict[str, Any] = field(default_factory=dict)  # free slot for callbacks (e.g. an MLflow run id)
 
 
@@ -130,22 +132,28 @@ def evaluate(
     amp: str = "none",
     channels_last: bool = False,
     cm: ConfusionMatrix | None = None,
+    keep: int = 0,
 ) -> dict[str, Any]:
     """Metrics over a whole loader: dice, miou, pixel_acc, loss, per_class_dice, soft_dice_study.
 
-    Pass an empty `cm` to keep the confusion matrix the figures come from.
+    Pass an empty `cm` to keep the confusion matrix the figures come from. With `keep`,
+    the result's "samples" holds (inputs, targets, predicted labels) of the first `keep`
+    images in loader order, on the CPU: pictures of this pass without a second forward.
     """
     device = torch.device(device)
     model.eval()
     cm = cm if cm is not None else ConfusionMatrix(num_classes, class_names=class_names, device=device)
     study = SoftDiceStudy()
     loss_sum, seen = 0.0, 0
+    kept: list[tuple[torch.Tensor, ...]] = []
     memory = torch.channels_last if channels_last else torch.contiguous_format
     for x, y in loader:
         x, y = x.to(device, memory_format=memory), y.to(device)
         with _autocast(device, amp):
             logits = model(x)
         logits = logits.float()
+        if (wanted := keep - sum(len(k[0]) for k in kept)) > 0:
+            kept.append((x[:wanted].float().cpu(), y[:wanted].cpu(), logits[:wanted].max(1).indices.to(torch.uint8).cpu()))
         cm.update(logits, y)
         study.update(logits, y)
         if loss_fn is not None:
@@ -157,7 +165,7 @@ def evaluate(
     distributed.all_reduce_sum(cm.matrix)
     loss_sum, seen, study.intersection, study.total = totals.tolist()
     scores = cm.compute()
-    return {
+    result = {
         "dice": scores["dice"],
         "miou": scores["miou"],
         "pixel_acc": scores["pixel_acc"],
@@ -165,6 +173,9 @@ def evaluate(
         "per_class_dice": scores["per_class_dice"],
         "soft_dice_study": study.compute(),
     }
+    if keep:
+        result["samples"] = tuple(torch.cat(parts) for parts in zip(*kept)) if kept else None
+    return result
 
 
 def _lr_lambda(config: ExperimentConfig, steps_per_epoch: int):
@@ -325,9 +336,10 @@ def _fit(config: ExperimentConfig, callbacks: Sequence[Callback], resume: bool, 
             distributed.sync_buffers(raw_model)
             run.val_confusion = ConfusionMatrix(num_classes, class_names=class_names, device=device)
             val = evaluate(raw_model, val_loader, num_classes, loss_fn, class_names, device, t.amp, t.channels_last,
-                           cm=run.val_confusion)
+                           cm=run.val_confusion, keep=run.keep_val_samples)
+            run.val_samples = val.pop("samples", None)
             metrics = {**train_metrics, **{f"val_{k}": v for k, v in val.items()}, "epoch": epoch}
-            run.history.append(json_safe({k: v for k, v in metrics.items() if k != "val_per_class_dice"}))
+            run.history.append(json_safe(metrics))
             improved = run.best is None or val["dice"] > run.best["dice"]
             if improved:
                 run.best = json_safe({**val, "epoch": epoch})

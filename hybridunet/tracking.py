@@ -6,10 +6,11 @@ The tracking URI is ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
 
 from __future__ import annotations
 
-import importlib
+import math
 import os
 import queue
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +29,9 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from hybridunet import __version__
 from hybridunet.config import TrackingConfig
 from hybridunet.data.labels import colorize
+from hybridunet.data.transforms import to_picture
 from hybridunet.engine import Callback, Run
+from hybridunet.viz import confusion_image, curves_image
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 EPOCH_METRICS = ("train_loss", "val_loss", "val_dice", "val_miou", "val_pixel_acc", "lr", "images_per_s")
@@ -58,21 +61,41 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def epoch_values(metrics: dict[str, Any]) -> dict[str, float]:
+    """The MLflow metrics of one epoch (a metrics dict or a history row): the finite
+    values of EPOCH_METRICS and ``val_dice/<class>``."""
+    values = {k: metrics.get(k) for k in EPOCH_METRICS}
+    values.update({f"val_dice/{name}": v for name, v in (metrics.get("val_per_class_dice") or {}).items()})
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
-class BackgroundLog:
-    """One worker thread that runs logging calls in order, so training never waits on
-    the tracking store. A failed call is raised again by the next `submit` or by `close`;
-    the calls after it are dropped."""
+def is_remote(uri: str) -> bool:
+    """Whether `uri` names a tracking server (each call waits on the network)."""
+    return uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+
+class LogWorker:
+    """Runs logging calls in order, and turns a failed call into one RuntimeError.
+
+    With `background`, the calls run on a worker thread, so training does not wait on a
+    remote server's round trips; a failure is raised by the next `submit` or by `close`,
+    and the calls after it are dropped. Without it they run at once: for a local store
+    the calls are CPU work, which a second thread only makes contend with training's own
+    threads (about twice the cost on 2 cores, see BENCHMARKS.md).
+    """
+
+    def __init__(self, background: bool = True) -> None:
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="hybridunet-mlflow", daemon=True)
-        self._thread.start()
+        self._queue: queue.SimpleQueue | None = None
+        if background:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._work, name="hybridunet-mlflow", daemon=True)
+            self._thread.start()
 
     def _work(self) -> None:
         while (call := self._queue.get()) is not None:
@@ -80,7 +103,7 @@ class BackgroundLog:
                 fn, args, kwargs = call
                 try:
                     fn(*args, **kwargs)
-                except BaseException as error:  # handed to the training thread
+                except BaseException as error:  # raised again by the caller's next submit or close
                     self._error = error
 
     def _raise(self) -> None:
@@ -90,11 +113,17 @@ class BackgroundLog:
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self._raise()
-        self._queue.put((fn, args, kwargs))
+        if self._queue is not None:
+            self._queue.put((fn, args, kwargs))
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as error:  # Ctrl-C stays a KeyboardInterrupt
+            raise RuntimeError(f"MLflow logging failed: {type(error).__name__}: {error}") from error
 
     def close(self, timeout: float | None = None) -> None:
         """Wait (at most `timeout` seconds) for every submitted call; raise the first failure."""
-        if self._thread.is_alive():
+        if self._queue is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
         self._raise()
@@ -105,8 +134,11 @@ class MLflowCallback(Callback):
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
     images, the config, best checkpoint, confusion matrix and learning curves.
 
-    The run is created before training starts; everything else is logged by a worker
-    thread while training goes on, and the run ends once that work is done. An exception
+    The run is created before training starts; with a tracking server, everything else is
+    logged by a worker thread while training goes on (see `LogWorker`), and the run ends
+    once that work is done. Metrics are
+    sent in one batch every ``tracking.flush_secs`` (like TensorBoard's ``flush_secs``):
+    each store write costs a transaction, which on a tiny run is most of what tracking costs. An exception
     ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED (see `status_for`). A resumed
     training continues the same MLflow run. With `parent_run_id`, the run is nested under
     that run (a comparison's or a study's).
@@ -118,8 +150,9 @@ class MLflowCallback(Callback):
         self.config, self.parent_run_id, self.extra_tags = config, parent_run_id, tags or {}
         self.run_id: str | None = None
         self.client: MlflowClient | None = None
-        self._log: BackgroundLog | None = None
-        self._panels: list[tuple[torch.Tensor, np.ndarray, np.ndarray]] = []
+        self._log: LogWorker | None = None
+        self._metrics: list[Metric] = []  # not yet sent
+        self._flushed_at = 0.0
 
     # -- for subclasses: queued, in order, on the run --------------------------------
     def set_tags(self, tags: dict[str, Any]) -> None:
@@ -131,9 +164,17 @@ class MLflowCallback(Callback):
             self._log.submit(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, values: dict[str, float], step: int = 0) -> None:
+        """Held until the next flush (every `flush_secs`, and when the run ends)."""
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
-        self._log.submit(self.client.log_batch, self.run_id, metrics=metrics, synchronous=True)
+        self._metrics += [Metric(k, float(v), now, step) for k, v in values.items()]
+
+    def flush(self, force: bool = True) -> None:
+        """Send the held metrics (unless `force` is False and the last flush is recent)."""
+        if not self._metrics or (not force and time.monotonic() - self._flushed_at < self.config.flush_secs):
+            return
+        metrics, self._metrics, self._flushed_at = self._metrics, [], time.monotonic()
+        for i in range(0, len(metrics), 1000):  # the store's limit per batch
+            self._log.submit(self.client.log_batch, self.run_id, metrics=metrics[i : i + 1000], synchronous=True)
 
     # -- hooks ----------------------------------------------------------------------
     def on_fit_start(self, run: Run) -> None:
@@ -144,7 +185,7 @@ class MLflowCallback(Callback):
         if previous:
             self.client.update_run(previous, status="RUNNING")
             self.run_id = previous
-            self._log = BackgroundLog()
+            self._log = LogWorker(self._background(uri))
             self._log_missing_epochs(run)
         else:
             cfg = run.config
@@ -161,19 +202,22 @@ class MLflowCallback(Callback):
                 experiment_id(self.config.experiment, uri), run_name=self.config.run_name or run.out_dir.name, tags=tags
             )
             self.run_id = created.info.run_id
-            self._log = BackgroundLog()
+            self._log = LogWorker(self._background(uri))
             self._log.submit(self._log_commit)
             self.log_params(cfg.flat())
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
         run.info["mlflow_run_id"] = self.run_id
-        self._log.submit(importlib.import_module, "hybridunet.viz")  # matplotlib loads while training runs
-        self._prepare_panels(run)
+        run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
+        self._flushed_at = time.monotonic()
+
+    def _background(self, uri: str) -> bool:
+        return is_remote(uri) if self.config.background is None else self.config.background
 
     def _log_commit(self) -> None:
         commit = git_commit()
         if commit:
-            self.client.set_tag(self.run_id, "git_commit", commit)
-            self.client.set_tag(self.run_id, "mlflow.source.git.commit", commit)
+            tags = [RunTag("git_commit", commit), RunTag("mlflow.source.git.commit", commit)]
+            self.client.log_batch(self.run_id, tags=tags)
 
     def _log_missing_epochs(self, run: Run) -> None:
         """After a crash between a checkpoint and its MLflow logging, log what the
@@ -181,16 +225,13 @@ class MLflowCallback(Callback):
         logged = {m.step for m in self.client.get_metric_history(self.run_id, "val_dice")}
         for row in run.history:
             if row["epoch"] not in logged:
-                self.log_metrics({k: float(row[k]) for k in EPOCH_METRICS if row.get(k) is not None}, step=row["epoch"])
+                self.log_metrics(epoch_values(row), step=row["epoch"])
 
     def on_epoch_end(self, run: Run, epoch: int, metrics: dict[str, Any]) -> None:
-        values = {k: float(metrics[k]) for k in EPOCH_METRICS if metrics.get(k) is not None}
-        values.update(
-            {f"val_dice/{name}": float(v) for name, v in metrics["val_per_class_dice"].items() if v == v}
-        )
-        self.log_metrics(values, step=epoch)
-        if self._panels:  # the prediction now, the picture and its upload in the worker
-            self._log.submit(self._log_panels, self._predict_panels(run), epoch)
+        self.log_metrics(epoch_values(metrics), step=epoch)
+        self.flush(force=False)
+        if self.config.log_images and run.val_samples is not None:  # predictions of the validation pass
+            self._log.submit(self._log_panels, run.val_samples, run.config.data.normalize, epoch)
 
     def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
         best = run.out_dir / "best.safetensors"
@@ -199,16 +240,17 @@ class MLflowCallback(Callback):
         matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
         self._log.submit(self._log_figures, matrix, run.class_names, list(run.history))
         self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
+        self.flush()
         self._log.close()
         self.client.set_terminated(self.run_id, "FINISHED")
         result["run_id"] = self.run_id
 
     def _log_figures(self, matrix: np.ndarray | None, class_names: list[str], history: list[dict]) -> None:
-        from hybridunet.viz import confusion_figure, curves_figure
-
-        if matrix is not None:  # None when a resumed run found no better epoch
-            self.client.log_figure(self.run_id, confusion_figure(matrix, class_names), "plots/confusion_matrix.png")
-        self.client.log_figure(self.run_id, curves_figure(history), "plots/learning_curves.png")
+        with tempfile.TemporaryDirectory() as folder:  # PNG level 1: a third of the default's time, same picture
+            if matrix is not None:  # None when a resumed run found no better epoch
+                confusion_image(matrix, class_names).save(Path(folder, "confusion_matrix.png"), compress_level=1)
+            curves_image(history).save(Path(folder, "learning_curves.png"), compress_level=1)
+            self.client.log_artifacts(self.run_id, folder, "plots")
 
     def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
         """The MLflow status (and extra tags) a run ends with when `error` stops it."""
@@ -220,6 +262,7 @@ class MLflowCallback(Callback):
             return
         status, tags = self.status_for(error)
         try:
+            self.flush()
             self._log.close(timeout=60)  # what was logged before the error still lands
         except RuntimeError as logging_error:
             tags["logging_error"] = str(logging_error)[:5000]
@@ -228,30 +271,10 @@ class MLflowCallback(Callback):
         self.client.set_terminated(self.run_id, status)
 
     # -- panels ---------------------------------------------------------------------
-    def _prepare_panels(self, run: Run) -> None:
-        count = min(self.config.log_images, len(run.val_data))
-        self._panels = []
-        for k in range(count):
-            image, _ = run.val_data.load(k)
-            x, target = run.val_data[k]
-            self._panels.append((x, target.numpy().astype(np.uint8), image))
-
-    @torch.no_grad()
-    def _predict_panels(self, run: Run) -> np.ndarray:
-        was_training = run.model.training
-        run.model.eval()
-        batch = torch.stack([x for x, _, _ in self._panels]).to(run.device)
-        predictions = run.model(batch).argmax(1).to(torch.uint8).cpu().numpy()
-        run.model.train(was_training)
-        return predictions
-
-    def _log_panels(self, predictions: np.ndarray, epoch: int) -> None:
-        """One picture per epoch, a row per fixed image (photo | truth | prediction)."""
-        import cv2
-
-        rows = []
-        for (_, truth, image), pred in zip(self._panels, predictions):
-            h, w = truth.shape
-            photo = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-            rows.append(np.concatenate([photo, colorize(truth), colorize(pred)], axis=1))
+    def _log_panels(self, samples: tuple[torch.Tensor, ...], normalize: str, epoch: int) -> None:
+        """One picture per epoch, a row per fixed validation image (photo | truth | prediction)."""
+        rows = [
+            np.concatenate([to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())], axis=1)
+            for x, truth, pred in zip(*samples)
+        ]
         self.client.log_image(self.run_id, np.concatenate(rows, axis=0), key="val_panels", step=epoch, synchronous=True)

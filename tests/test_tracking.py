@@ -126,12 +126,25 @@ def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeyp
 
 
 def test_background_log_keeps_order_and_raises_a_failure_at_close():
-    from hybridunet.tracking import BackgroundLog
+    from hybridunet.tracking import LogWorker
 
-    log, seen = BackgroundLog(), []
+    log, seen = LogWorker(background=True), []
     log.submit(seen.append, 1)
     log.submit(lambda: 1 / 0)
     log.submit(seen.append, 2)  # dropped: it came after a failure
     with pytest.raises(RuntimeError, match="MLflow logging failed: ZeroDivisionError"):
         log.close()
     assert seen == [1]
+
+
+def test_inline_log_raises_a_failure_at_once():
+    from hybridunet.tracking import LogWorker
+
+    log, seen = LogWorker(background=False), []
+    log.submit(seen.append, 1)
+    assert seen == [1]
+    with pytest.raises(RuntimeError, match="MLflow logging failed: ZeroDivisionError"):
+        log.submit(lambda: 1 / 0)
+    log.submit(seen.append, 2)  # the failure was raised to the caller, so logging goes on
+    log.close()
+    assert seen == [1, 2]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import albumentations as A
+import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 
 from hybridunet.data.labels import IGNORE_INDEX
@@ -63,3 +65,10 @@ def eval_transform(size: int | Sequence[int] | None = 256, normalize: str = "ima
     """Resize to `size` (None keeps the input size) and normalise."""
     steps = [] if size is None else [A.Resize(*_size(size))]
     return A.Compose(steps + [_normalize(normalize), ToTensorV2()])
+
+
+def to_picture(x: torch.Tensor, normalize: str = "imagenet") -> np.ndarray:
+    """A normalised CHW image tensor back to the HWC uint8 RGB picture the model saw."""
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in NORMALIZATIONS[normalize])
+    pixels = (x.detach().float().cpu() * std + mean) * 255.0
+    return pixels.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
