@@ -157,7 +157,7 @@ class TrackingConfig(Section):
     run_name: str | None = None
     log_images: int = Field(4, ge=0)
     flush_secs: float = Field(5.0, ge=0)  # metrics reach the store at most this late; 0: every epoch
-    background: bool | None = None  # log from a worker thread; None: only for a tracking server (http)
+    background: bool = True  # log from a low-priority worker thread; false: inline, in the training loop
 
 
 class ExperimentConfig(Section):

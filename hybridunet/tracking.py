@@ -6,10 +6,12 @@ The tracking URI is ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -69,24 +71,29 @@ def epoch_values(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
 
 
+def panel_picture(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], normalize: str) -> np.ndarray:
+    """One RGB picture, a row per validation image: photo | truth | prediction."""
+    rows = [
+        np.concatenate([to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())], axis=1)
+        for x, truth, pred in zip(*samples)
+    ]
+    return np.concatenate(rows, axis=0)
+
+
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
-def is_remote(uri: str) -> bool:
-    """Whether `uri` names a tracking server (each call waits on the network)."""
-    return uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
-
-
 class LogWorker:
     """Runs logging calls in order, and turns a failed call into one RuntimeError.
 
-    With `background`, the calls run on a worker thread, so training does not wait on a
-    remote server's round trips; a failure is raised by the next `submit` or by `close`,
-    and the calls after it are dropped. Without it they run at once: for a local store
-    the calls are CPU work, which a second thread only makes contend with training's own
-    threads (about twice the cost on 2 cores, see BENCHMARKS.md).
+    With `background` the calls run on a worker thread at the lowest CPU priority (on
+    Linux), so they fill the moments training leaves a core idle instead of taking one
+    from training's own threads; a failure is raised by the next `submit` or by `close`,
+    and the calls after it are dropped. Without it they run at once, in the caller.
+    Only numpy, Pillow and MLflow run on the worker: a torch op there would start a
+    second OpenMP thread team that competes with training's (BENCHMARKS.md, tracking).
     """
 
     def __init__(self, background: bool = True) -> None:
@@ -98,6 +105,9 @@ class LogWorker:
             self._thread.start()
 
     def _work(self) -> None:
+        if sys.platform == "linux":  # there, a thread's priority is its own
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         while (call := self._queue.get()) is not None:
             if self._error is None:
                 fn, args, kwargs = call
@@ -134,9 +144,9 @@ class MLflowCallback(Callback):
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
     images, the config, best checkpoint, confusion matrix and learning curves.
 
-    The run is created before training starts; with a tracking server, everything else is
-    logged by a worker thread while training goes on (see `LogWorker`), and the run ends
-    once that work is done. Metrics are
+    The run is created before training starts; everything else is logged by a low-priority
+    worker thread while training goes on (see `LogWorker`), and the run ends once that
+    work is done. Metrics are
     sent in one batch every ``tracking.flush_secs`` (like TensorBoard's ``flush_secs``):
     each store write costs a transaction, which on a tiny run is most of what tracking costs. An exception
     ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED (see `status_for`). A resumed
@@ -185,7 +195,7 @@ class MLflowCallback(Callback):
         if previous:
             self.client.update_run(previous, status="RUNNING")
             self.run_id = previous
-            self._log = LogWorker(self._background(uri))
+            self._log = LogWorker(self.config.background)
             self._log_missing_epochs(run)
         else:
             cfg = run.config
@@ -202,16 +212,13 @@ class MLflowCallback(Callback):
                 experiment_id(self.config.experiment, uri), run_name=self.config.run_name or run.out_dir.name, tags=tags
             )
             self.run_id = created.info.run_id
-            self._log = LogWorker(self._background(uri))
+            self._log = LogWorker(self.config.background)
             self._log.submit(self._log_commit)
             self.log_params(cfg.flat())
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
         self._flushed_at = time.monotonic()
-
-    def _background(self, uri: str) -> bool:
-        return is_remote(uri) if self.config.background is None else self.config.background
 
     def _log_commit(self) -> None:
         commit = git_commit()
@@ -231,7 +238,8 @@ class MLflowCallback(Callback):
         self.log_metrics(epoch_values(metrics), step=epoch)
         self.flush(force=False)
         if self.config.log_images and run.val_samples is not None:  # predictions of the validation pass
-            self._log.submit(self._log_panels, run.val_samples, run.config.data.normalize, epoch)
+            panel = panel_picture(run.val_samples, run.config.data.normalize)  # torch stays on this thread
+            self._log.submit(self.client.log_image, self.run_id, panel, key="val_panels", step=epoch, synchronous=True)
 
     def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
         best = run.out_dir / "best.safetensors"
@@ -269,12 +277,3 @@ class MLflowCallback(Callback):
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
         self.client.set_terminated(self.run_id, status)
-
-    # -- panels ---------------------------------------------------------------------
-    def _log_panels(self, samples: tuple[torch.Tensor, ...], normalize: str, epoch: int) -> None:
-        """One picture per epoch, a row per fixed validation image (photo | truth | prediction)."""
-        rows = [
-            np.concatenate([to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())], axis=1)
-            for x, truth, pred in zip(*samples)
-        ]
-        self.client.log_image(self.run_id, np.concatenate(rows, axis=0), key="val_panels", step=epoch, synchronous=True)

@@ -51,8 +51,9 @@ def tracked(tiny_data: Path, out: Path, uri: str, *overrides: str):
                        "tracking.experiment=tests", "tracking.log_images=2", *overrides)
 
 
-def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data, tmp_path, server):
-    config = tracked(tiny_data, tmp_path, server)
+@pytest.mark.parametrize("background", ["true", "false"])
+def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data, tmp_path, server, background):
+    config = tracked(tiny_data, tmp_path, server, f"tracking.background={background}")
     result = fit(config, callbacks=[MLflowCallback(config.tracking)])
     client = MlflowClient(server)
     run = client.get_run(result["run_id"])
@@ -63,13 +64,15 @@ def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
     history = client.get_metric_history(run.info.run_id, "val_dice")
     assert run.data.metrics["best_val_dice"] == max(m.value for m in history) == pytest.approx(result["dice"])
-    assert "val_dice/road" in run.data.metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_dice/road")] == [0, 1]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"checkpoint", "plots", "config.yaml", "images"} <= artifacts
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert len([p for p in images if p.endswith(".png") and "val_panels" in p]) >= 2  # one per epoch
     assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")} == {
         "checkpoint/best.safetensors", "checkpoint/best.json"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
+        "plots/confusion_matrix.png", "plots/learning_curves.png"}
 
 
 @pytest.mark.parametrize("error,status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")])
