@@ -75,8 +75,11 @@ def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tin
 
 def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(env, tiny_data, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # A shell that starts a job in the background makes it ignore SIGINT, and children inherit
+    # that; start the training as a terminal's foreground job would be, with SIGINT's default.
     proc = subprocess.Popen(train_cmd(tiny_data, tmp_path / "run", uri, "train.epochs=50"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_epoch(tmp_path / "run", 0, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
