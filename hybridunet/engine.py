@@ -146,14 +146,16 @@ def evaluate(
     study = SoftDiceStudy()
     loss_sum, seen = 0.0, 0
     kept: list[tuple[torch.Tensor, ...]] = []
+    wanted = keep
     memory = torch.channels_last if channels_last else torch.contiguous_format
     for x, y in loader:
         x, y = x.to(device, memory_format=memory), y.to(device)
         with _autocast(device, amp):
             logits = model(x)
         logits = logits.float()
-        if (wanted := keep - sum(len(k[0]) for k in kept)) > 0:
+        if wanted > 0:
             kept.append((x[:wanted].float().cpu(), y[:wanted].cpu(), logits[:wanted].max(1).indices.to(torch.uint8).cpu()))
+            wanted -= len(kept[-1][0])
         cm.update(logits, y)
         study.update(logits, y)
         if loss_fn is not None:

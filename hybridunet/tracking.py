@@ -129,7 +129,8 @@ class LogWorker:
         try:
             fn(*args, **kwargs)
         except Exception as error:  # Ctrl-C stays a KeyboardInterrupt
-            raise RuntimeError(f"MLflow logging failed: {type(error).__name__}: {error}") from error
+            self._error = error
+            self._raise()
 
     def close(self, timeout: float | None = None) -> None:
         """Wait (at most `timeout` seconds) for every submitted call; raise the first failure."""
@@ -146,9 +147,8 @@ class MLflowCallback(Callback):
 
     The run is created before training starts; everything else is logged by a low-priority
     worker thread while training goes on (see `LogWorker`), and the run ends once that
-    work is done. Metrics are
-    sent in one batch every ``tracking.flush_secs`` (like TensorBoard's ``flush_secs``):
-    each store write costs a transaction, which on a tiny run is most of what tracking costs. An exception
+    work is done. Metrics are sent in one batch every ``tracking.flush_secs`` (like
+    TensorBoard's ``flush_secs``): each store write is a transaction. An exception
     ends the run FAILED, Ctrl-C (KeyboardInterrupt) KILLED (see `status_for`). A resumed
     training continues the same MLflow run. With `parent_run_id`, the run is nested under
     that run (a comparison's or a study's).
@@ -191,11 +191,11 @@ class MLflowCallback(Callback):
         uri = tracking_uri(self.config)
         mlflow.set_tracking_uri(uri)
         self.client = MlflowClient(uri)
+        self._log = LogWorker(self.config.background)
         previous = run.info.get("mlflow_run_id") if run.resumed else None
         if previous:
             self.client.update_run(previous, status="RUNNING")
             self.run_id = previous
-            self._log = LogWorker(self.config.background)
             self._log_missing_epochs(run)
         else:
             cfg = run.config
@@ -212,7 +212,6 @@ class MLflowCallback(Callback):
                 experiment_id(self.config.experiment, uri), run_name=self.config.run_name or run.out_dir.name, tags=tags
             )
             self.run_id = created.info.run_id
-            self._log = LogWorker(self.config.background)
             self._log.submit(self._log_commit)
             self.log_params(cfg.flat())
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
@@ -266,7 +265,9 @@ class MLflowCallback(Callback):
         return RunStatus.to_string(status), {"error": f"{type(error).__name__}: {error}"[:5000]}
 
     def on_exception(self, run: Run, error: BaseException) -> None:
-        if self.run_id is None or self._log is None:
+        if self.run_id is None:  # no run was created: only stop the worker, if it started
+            if self._log is not None:
+                self._log.close()
             return
         status, tags = self.status_for(error)
         try:

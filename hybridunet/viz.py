@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -48,6 +49,7 @@ _SERIES = {"train": (31, 119, 180), "val": (255, 127, 14)}  # matplotlib's tab:b
 _INK, _GRID, _WHITE = (40, 40, 40), (225, 225, 225), (255, 255, 255)
 
 
+@functools.lru_cache(maxsize=None)
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
@@ -80,7 +82,7 @@ def confusion_image(matrix: np.ndarray, class_names: Sequence[str], cell: int = 
         ImageDraw.Draw(column).text((4, cell // 2), name, fill=_INK, font=font, anchor="lm")
         canvas.paste(column.rotate(90, expand=True), (left + i * cell, top - label_w - 4))
         for j in range(n):
-            if rows[i, 0] > 0 and share[i, j] >= 0.005:
+            if share[i, j] >= 0.005:  # 0 for a row without truth pixels
                 ink = _WHITE if share[i, j] > 0.5 else _INK
                 draw.text((left + j * cell + cell // 2, y), f"{100 * share[i, j]:.0f}", fill=ink, font=small, anchor="mm")
     draw.rectangle((left - 1, top - 1, left + n * cell, top + n * cell), outline=_INK)
@@ -157,7 +159,7 @@ def curves_image(history: Sequence[dict]) -> Image.Image:
     return canvas
 
 
-def comparison_figure(values: dict[str, Sequence[float]], metric: str) -> "Figure":
+def comparison_figure(values: dict[str, Sequence[float]], metric: str) -> Figure:
     """Mean ± std bars per config with every seed's value as a dot."""
     from matplotlib.figure import Figure
 
