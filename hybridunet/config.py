@@ -125,6 +125,9 @@ class TrainConfig(Section):
     amp: Literal["none", "bf16", "fp16"] = "none"
     channels_last: bool = False
     compile: bool = False
+    retain_cpu_memory: bool = Field(
+        True, description="on CPU, keep freed memory in the process for reuse (glibc malloc): faster steps"
+    )
     sync_bn: bool = Field(False, description="SyncBatchNorm across ranks under torchrun")
     grad_clip: float | None = Field(None, gt=0)
     aux_weight: float = Field(0.4, ge=0, description="weight of deep-supervision losses")

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hybridunet import distributed
+from hybridunet.allocator import retained_cpu_memory
 from hybridunet.checkpoint import atomic_write, read_checkpoint, save_checkpoint
 from hybridunet.config import ExperimentConfig, parse_config
 from hybridunet.data import CLASS_NAMES, NUM_CLASSES, eval_transform, make_loader, open_dataset, train_transform
@@ -38,7 +39,8 @@ from hybridunet.state import capture, restore
 
 CHECKPOINT_FILES = ("best.safetensors", "best.json", "last.safetensors", "last.json", "config.yaml", "metrics.json")
 # Keys that may change when resuming: they do not change what is computed.
-RESUMABLE_CHANGES = ("train.overwrite", "train.progress", "train.out_dir", "data.num_workers", "tracking.")
+RESUMABLE_CHANGES = ("train.overwrite", "train.progress", "train.out_dir", "data.num_workers", "tracking.",
+                     "train.retain_cpu_memory")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -279,7 +281,8 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
     pick_device(config.train.device)  # a clear error for train.device=cuda without CUDA
     world, device = distributed.init(config.train.device)
     try:
-        return _fit(config, callbacks if world.is_main else (), resume, world, device)
+        with retained_cpu_memory(config.train.retain_cpu_memory and device.type == "cpu"):
+            return _fit(config, callbacks if world.is_main else (), resume, world, device)
     finally:
         if owns_group:
             distributed.shutdown()

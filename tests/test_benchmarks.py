@@ -27,8 +27,9 @@ def run_benchmark(script: str, *args: str, cwd: Path) -> tuple[list[str], dict]:
 
 def test_train_speed_reports_peak_fractions(tmp_path):
     lines, figures = run_benchmark("train_speed.py", "--models", "unet", "--modes", "eager", "channels_last",
-                                   "--batch", "2", "--size", "32", "--steps", "1", cwd=tmp_path)
+                                   "--batch", "2", "--size", "32", "--steps", "1", "--rounds", "2", cwd=tmp_path)
     assert any("channels_last" in line for line in lines)
+    assert figures["allocator"] == "retain"
     assert figures["fp32_matmul_peak_gflops"] > 0
     assert 0 < figures["unet_best_peak_fraction"] < 1.5
     assert figures["unet_best_mode"] in {"eager", "channels_last"}

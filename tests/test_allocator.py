@@ -1,0 +1,76 @@
+import os
+import platform
+import resource
+
+import pytest
+import torch
+
+from hybridunet import engine
+from hybridunet.allocator import retained_cpu_memory
+from tests.conftest import tiny_config as tiny
+
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+BIG = 64 * 2**20 // 4  # float32 elements in 64 MiB: above glibc's largest mmap threshold
+
+
+def page_faults(cycles: int) -> int:
+    """Minor page faults taken by allocating, writing and freeing 64 MiB `cycles` times."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(cycles):
+        t = torch.empty(BIG)
+        t.fill_(1.0)
+        del t
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+@glibc_only
+def test_freed_memory_is_reused_inside_the_block_and_handed_back_after(monkeypatch):
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    outside = page_faults(4)
+    with retained_cpu_memory() as active:
+        assert active
+        page_faults(3)  # the first allocations fault their pages in once
+        inside = page_faults(4)
+        with retained_cpu_memory():
+            pass
+        after_inner_block = page_faults(4)  # leaving a nested block keeps the setting
+        kept = resident_bytes()
+    released = kept - resident_bytes()
+    assert outside > 1000, outside
+    assert inside < outside / 20 and after_inner_block < outside / 20, (inside, after_inner_block, outside)
+    assert released >= 48 * 2**20, f"only {released / 2**20:.0f} MiB handed back"
+
+
+@pytest.mark.parametrize("env", [("MALLOC_ARENA_MAX", "2"), ("LD_PRELOAD", "/usr/lib/libjemalloc.so.2")])
+def test_a_user_tuned_malloc_is_left_alone(monkeypatch, env):
+    monkeypatch.setenv(*env)
+    with retained_cpu_memory() as active:
+        assert not active
+
+
+def test_disabled_changes_nothing():
+    with retained_cpu_memory(enabled=False) as active:
+        assert not active
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_training_on_cpu_retains_memory_as_configured(tiny_data, tmp_path, monkeypatch, retain):
+    seen = []
+    original = engine.retained_cpu_memory
+
+    def spy(enabled: bool = True):
+        seen.append(enabled)
+        return original(enabled)
+
+    monkeypatch.setattr(engine, "retained_cpu_memory", spy)
+    config = tiny(tiny_data, tmp_path, "train.epochs=1", "data.limit_train=4", "data.limit_val=2",
+                  f"train.retain_cpu_memory={str(retain).lower()}", "train.device=cpu")
+    engine.fit(config)
+    assert seen == [retain]
