@@ -68,6 +68,15 @@ def prepare(name: str, mode: str, batch: int, size: int, device: torch.device) -
     return step, time.perf_counter() - start
 
 
+def measure(name: str, mode: str, batch: int, size: int, steps: int, device: torch.device) -> dict:
+    """Images/s of training steps of model `name` in `mode`, as training runs them
+    (freed CPU memory retained), after the warm-up."""
+    with retained_cpu_memory(device.type == "cpu"):
+        step, warmup = prepare(name, mode, batch, size, device)
+        seconds = timed(step, device, steps)
+    return {"model": name, "mode": mode, "images_per_s": batch / seconds, "warmup_s": warmup}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["unet", "hybrid_unet", "smp_unet"])
