@@ -80,17 +80,43 @@ def panel_picture(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], norm
     return np.concatenate(rows, axis=0)
 
 
+def save_charts(folder: str | Path, matrix: np.ndarray | None, class_names: list[str], history: list[dict]) -> None:
+    """The confusion matrix (None when a resumed run found no better epoch) and the
+    learning curves as PNGs in `folder`; level 1 takes a third of the default's time."""
+    if matrix is not None:
+        confusion_image(matrix, class_names).save(Path(folder, "confusion_matrix.png"), compress_level=1)
+    curves_image(history).save(Path(folder, "learning_curves.png"), compress_level=1)
+
+
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def _lowest_priority() -> None:
+    """Put the calling thread at the lowest CPU priority the OS offers without privileges.
+
+    On Linux that is SCHED_IDLE: the thread runs only on a core nothing else wants, and a
+    training thread that wakes up takes the core back at once (at nice 19 it waits for
+    the end of the logger's time slice, while its OpenMP team waits for it). Where
+    SCHED_IDLE is refused, nice 19. Other systems are left alone: there a priority
+    belongs to the whole process, training included.
+    """
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread, not the process
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class LogWorker:
     """Runs logging calls in order, and turns a failed call into one RuntimeError.
 
     With `background` the calls run on a worker thread at the lowest CPU priority (on
-    Linux), so they fill the moments training leaves a core idle instead of taking one
-    from training's own threads; a failure is raised by the next `submit` or by `close`,
+    Linux, see `_lowest_priority`), so they fill the moments training leaves a core
+    idle instead of taking one from training's own threads; a failure is raised by the next `submit` or by `close`,
     and the calls after it are dropped. Without it they run at once, in the caller.
     Only numpy, Pillow and MLflow run on the worker: a torch op there would start a
     second OpenMP thread team that competes with training's (BENCHMARKS.md, tracking).
@@ -105,9 +131,7 @@ class LogWorker:
             self._thread.start()
 
     def _work(self) -> None:
-        if sys.platform == "linux":  # there, a thread's priority is its own
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        _lowest_priority()
         while (call := self._queue.get()) is not None:
             if self._error is None:
                 fn, args, kwargs = call
@@ -244,20 +268,15 @@ class MLflowCallback(Callback):
         best = run.out_dir / "best.safetensors"
         for path in (best, best.with_suffix(".json")):
             self._log.submit(self.client.log_artifact, self.run_id, str(path), "checkpoint")
-        matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
-        self._log.submit(self._log_figures, matrix, run.class_names, list(run.history))
         self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
         self.flush()
-        self._log.close()
+        matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
+        with tempfile.TemporaryDirectory() as folder:  # drawn here while the worker sends what is queued
+            save_charts(folder, matrix, run.class_names, list(run.history))
+            self._log.submit(self.client.log_artifacts, self.run_id, folder, "plots")
+            self._log.close()
         self.client.set_terminated(self.run_id, "FINISHED")
         result["run_id"] = self.run_id
-
-    def _log_figures(self, matrix: np.ndarray | None, class_names: list[str], history: list[dict]) -> None:
-        with tempfile.TemporaryDirectory() as folder:  # PNG level 1: a third of the default's time, same picture
-            if matrix is not None:  # None when a resumed run found no better epoch
-                confusion_image(matrix, class_names).save(Path(folder, "confusion_matrix.png"), compress_level=1)
-            curves_image(history).save(Path(folder, "learning_curves.png"), compress_level=1)
-            self.client.log_artifacts(self.run_id, folder, "plots")
 
     def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
         """The MLflow status (and extra tags) a run ends with when `error` stops it."""

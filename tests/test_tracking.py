@@ -151,3 +151,17 @@ def test_inline_log_raises_a_failure_at_once():
     log.submit(seen.append, 2)  # the failure was raised to the caller, so logging goes on
     log.close()
     assert seen == [1, 2]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own scheduling policy is a Linux feature")
+def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
+    import os
+
+    from hybridunet.tracking import LogWorker
+
+    before = os.sched_getscheduler(0)
+    log, policies = LogWorker(background=True), []
+    log.submit(lambda: policies.append(os.sched_getscheduler(0)))
+    log.close()
+    assert policies == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(0) == before  # training's own threads keep their priority
