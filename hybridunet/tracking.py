@@ -232,22 +232,18 @@ class MLflowCallback(Callback):
             }
             if self.parent_run_id:
                 tags["mlflow.parentRunId"] = self.parent_run_id
+            commit = git_commit()
+            if commit:
+                tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
             created = self.client.create_run(
                 experiment_id(self.config.experiment, uri), run_name=self.config.run_name or run.out_dir.name, tags=tags
             )
             self.run_id = created.info.run_id
-            self._log.submit(self._log_commit)
             self.log_params(cfg.flat())
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
         self._flushed_at = time.monotonic()
-
-    def _log_commit(self) -> None:
-        commit = git_commit()
-        if commit:
-            tags = [RunTag("git_commit", commit), RunTag("mlflow.source.git.commit", commit)]
-            self.client.log_batch(self.run_id, tags=tags)
 
     def _log_missing_epochs(self, run: Run) -> None:
         """After a crash between a checkpoint and its MLflow logging, log what the

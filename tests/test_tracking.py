@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+import hybridunet
 from hybridunet.compare import arms_from_mlflow, run_comparison
 from hybridunet.engine import fit
 from hybridunet.tracking import MLflowCallback
@@ -60,6 +61,10 @@ def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2" and run.data.params["model.name"] == "unet"
     assert run.data.tags["model"] == "unet" and run.data.tags["seed"] == "0"
+    assert run.data.tags["hybridunet_version"] == hybridunet.__version__
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # the tests run from a checkout: its commit is tagged
+        assert run.data.tags["git_commit"] == run.data.tags["mlflow.source.git.commit"] == head.stdout.strip()
     for key in ("train_loss", "val_loss", "val_dice", "val_miou", "val_pixel_acc", "lr", "images_per_s"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1], key
     history = client.get_metric_history(run.info.run_id, "val_dice")
