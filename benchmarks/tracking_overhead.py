@@ -35,9 +35,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every mode")
     args = parser.parse_args()
+    home = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:  # ~0.7 GB of checkpoints by the end
+        os.chdir(folder)
+        try:
+            measure(args, Path(folder))
+        finally:
+            os.chdir(home)
 
-    tmp = Path(tempfile.mkdtemp())
-    os.chdir(tmp)
+
+def measure(args: argparse.Namespace, tmp: Path) -> None:
     from hybridunet.config import load_config
     from hybridunet.data.synthetic import write_split
     from hybridunet.engine import fit

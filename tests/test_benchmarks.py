@@ -16,8 +16,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run_benchmark(script: str, *args: str, cwd: Path) -> tuple[list[str], dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def run_benchmark(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[list[str], dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -69,3 +69,15 @@ def test_quality_compares_arms_over_seeds_against_the_first(tmp_path):
     assert (tmp_path / "data/benchmark-8-4-32-s0/val").is_dir()
     assert "unet:encoder_block=residual-unet_p_value" in figures
     assert any(line.startswith("dice unet:encoder_block=residual - unet:") for line in lines)
+
+
+def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    lines, figures = run_benchmark(
+        "tracking_overhead.py", "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
+        "--widths", "4", "8", cwd=tmp_path, env={"TMPDIR": str(scratch)})
+    assert figures["run_s_tracking_off"] > 0 and figures["run_s_tracking_on"] > 0
+    assert {"overhead_fraction", "overhead_fraction_inline"} <= figures.keys()
+    assert any(line.lstrip().startswith("on, inline") for line in lines)
+    assert list(scratch.iterdir()) == []  # its store, data and checkpoints went with it
