@@ -15,7 +15,7 @@ The settings last while a ``retained_cpu_memory()`` block is open; leaving the l
 open block restores glibc's documented defaults and hands the freed memory back
 (``malloc_trim``). Nothing is changed where malloc is not glibc's, or where the user
 already tunes malloc (``MALLOC_*`` / ``GLIBC_TUNABLES`` variables, or a preloaded
-jemalloc / tcmalloc).
+jemalloc / tcmalloc / mimalloc).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def retained_cpu_memory(enabled: bool = True) -> Iterator[bool]:
         yield False
         return
     with _lock:
-        active = _depth > 0 or _set(libc, -1, 0)
+        active = _depth > 0 or _set(libc, trim_threshold=-1, mmap_max=0)  # never trim, never mmap
         _depth += active
     try:
         yield active

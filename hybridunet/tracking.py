@@ -116,8 +116,8 @@ class LogWorker:
 
     With `background` the calls run on a worker thread at the lowest CPU priority (on
     Linux, see `_lowest_priority`), so they fill the moments training leaves a core
-    idle instead of taking one from training's own threads; a failure is raised by the next `submit` or by `close`,
-    and the calls after it are dropped. Without it they run at once, in the caller.
+    idle instead of taking one from training's own threads; a failure is raised by the
+    next `submit` or by `close`, and the calls after it are dropped. Without it they run at once, in the caller.
     Only numpy, Pillow and MLflow run on the worker: a torch op there would start a
     second OpenMP thread team that competes with training's (BENCHMARKS.md, tracking).
     """

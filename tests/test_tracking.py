@@ -1,5 +1,6 @@
 """Tracking against a real MLflow server on 127.0.0.1, read back through MlflowClient."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -160,8 +161,6 @@ def test_inline_log_raises_a_failure_at_once():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own scheduling policy is a Linux feature")
 def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
-    import os
-
     from hybridunet.tracking import LogWorker
 
     before = os.sched_getscheduler(0)
