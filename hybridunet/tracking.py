@@ -120,10 +120,12 @@ class LogWorker:
     next `submit` or by `close`, and the calls after it are dropped. Without it they run at once, in the caller.
     Only numpy, Pillow and MLflow run on the worker: a torch op there would start a
     second OpenMP thread team that competes with training's (BENCHMARKS.md, tracking).
+    `cpu_seconds` is the CPU time the calls took, complete once `close` returns.
     """
 
     def __init__(self, background: bool = True) -> None:
         self._error: BaseException | None = None
+        self.cpu_seconds = 0.0
         self._queue: queue.SimpleQueue | None = None
         if background:
             self._queue = queue.SimpleQueue()
@@ -134,11 +136,17 @@ class LogWorker:
         _lowest_priority()
         while (call := self._queue.get()) is not None:
             if self._error is None:
-                fn, args, kwargs = call
                 try:
-                    fn(*args, **kwargs)
+                    self._call(*call)
                 except BaseException as error:  # raised again by the caller's next submit or close
                     self._error = error
+
+    def _call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        start = time.thread_time()
+        try:
+            fn(*args, **kwargs)
+        finally:
+            self.cpu_seconds += time.thread_time() - start
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -151,7 +159,7 @@ class LogWorker:
             self._queue.put((fn, args, kwargs))
             return
         try:
-            fn(*args, **kwargs)
+            self._call(fn, args, kwargs)
         except Exception as error:  # Ctrl-C stays a KeyboardInterrupt
             self._error = error
             self._raise()
@@ -187,6 +195,11 @@ class MLflowCallback(Callback):
         self._log: LogWorker | None = None
         self._metrics: list[Metric] = []  # not yet sent
         self._flushed_at = 0.0
+
+    @property
+    def logging_cpu_s(self) -> float:
+        """CPU seconds the MLflow calls of this run took (on the worker, or inline), once the run has ended."""
+        return self._log.cpu_seconds if self._log is not None else 0.0
 
     # -- for subclasses: queued, in order, on the run --------------------------------
     def set_tags(self, tags: dict[str, Any]) -> None:

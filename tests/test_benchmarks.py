@@ -71,13 +71,16 @@ def test_quality_compares_arms_over_seeds_against_the_first(tmp_path):
     assert any(line.startswith("dice unet:encoder_block=residual - unet:") for line in lines)
 
 
-def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path):
+@pytest.mark.parametrize("recipe", ["tiny", "demo"])
+def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, recipe):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     lines, figures = run_benchmark(
-        "tracking_overhead.py", "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
-        "--widths", "4", "8", cwd=tmp_path, env={"TMPDIR": str(scratch)})
+        "tracking_overhead.py", "--recipe", recipe, "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
+        "--widths", "4", "8", "--set", "data.limit_val=4", cwd=tmp_path, env={"TMPDIR": str(scratch)})
+    assert figures["recipe"] == recipe and f"{recipe} recipe: 4 images, crops of 32" in lines[0]
     assert figures["run_s_tracking_off"] > 0 and figures["run_s_tracking_on"] > 0
     assert {"overhead_fraction", "overhead_fraction_inline"} <= figures.keys()
+    assert 0 < figures["accounted_s"] < 2 * figures["run_s_tracking_on"]  # hooks and worker CPU, each within the run
     assert any(line.lstrip().startswith("on, inline") for line in lines)
     assert list(scratch.iterdir()) == []  # its store, data and checkpoints went with it

@@ -159,6 +159,22 @@ def test_inline_log_raises_a_failure_at_once():
     assert seen == [1, 2]
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_log_counts_the_cpu_time_of_its_calls_not_their_waiting(background):
+    from hybridunet.tracking import LogWorker
+
+    def burn(seconds: float) -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < seconds:
+            pass
+
+    log = LogWorker(background=background)
+    log.submit(time.sleep, 0.3)  # waiting, as for a store's fsync: no CPU
+    log.submit(burn, 0.05)
+    log.close()
+    assert 0.05 <= log.cpu_seconds < 0.2
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own scheduling policy is a Linux feature")
 def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
     from hybridunet.tracking import LogWorker
