@@ -43,14 +43,14 @@ def loader_speed(data: CityscapesPairs, workers: int, batch: int, images: int) -
     return seen / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=384)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--models", nargs="+", default=["unet", "smp_unet"], help="whose training step to outrun")
     parser.add_argument("--train-batch", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     train_rates = {
         name: measure(name, "eager", args.train_batch, args.size, 2, torch.device("cpu"))["images_per_s"]
         for name in args.models

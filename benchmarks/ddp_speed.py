@@ -33,13 +33,13 @@ def run(processes: int, data: Path, out: Path, args: argparse.Namespace) -> floa
     return history[-1]["images_per_s"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8, help="per process")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from hybridunet.data.synthetic import write_split
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,14 +21,14 @@ from common import machine, print_json, print_table, timed
 from hybridunet.metrics import ConfusionMatrix
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--classes", type=int, default=19)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device, c = torch.device(args.device), args.classes
 
     g = torch.Generator().manual_seed(0)

@@ -24,9 +24,10 @@ from common import print_json
 from hybridunet.compare import paired, run_comparison, table
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import synthesize
-from hybridunet.models.unet import HYBRID_UNET_PARTS, UNET_PARTS
+from hybridunet.models.presets import preset_of
 
-ABLATION = [f"unet:{part}={value}" for part, value in HYBRID_UNET_PARTS.items() if UNET_PARTS[part] != value]
+UNET_PARTS, HYBRID_PARTS = preset_of("unet").parts, preset_of("hybrid_unet").parts
+ABLATION = [f"unet:{part}={value}" for part, value in HYBRID_PARTS.items() if UNET_PARTS[part] != value]
 
 
 def recipe(args: argparse.Namespace, data: Path) -> dict:
@@ -55,7 +56,7 @@ def parse_arm(spec: str, widths: list[int]) -> dict:
     return model
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", default=["unet", "hybrid_unet", "smp_unet"])
     parser.add_argument("--ablation", action="store_true", help="add unet with each hybrid part alone")
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128, 256], help="of unet and hybrid_unet")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     data = Path(f"data/benchmark-{args.train}-{args.val}-{args.size}-s{args.data_seed}")
     if not any((data / "val").glob("*.jpg")):

@@ -51,7 +51,7 @@ def recipe(name: str) -> tuple[dict[str, Any], int]:
     return tree, 64
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", choices=["tiny", "demo"], default="tiny")
     parser.add_argument("--epochs", type=int)
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every mode")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     home = os.getcwd()
     with tempfile.TemporaryDirectory() as folder:  # ~0.7 GB of checkpoints by the end of a tiny run
         os.chdir(folder)
@@ -86,9 +86,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     write_split(tmp / "data", "val", data.get("limit_val", 8), size=photo_size)
 
     start = time.perf_counter()
-    import mlflow  # noqa: F401
-
-    from hybridunet.tracking import MLflowCallback, experiment_id
+    from hybridunet.tracking import MLflowCallback, experiment_id  # imports MLflow
 
     import_s = time.perf_counter() - start
     uri = f"sqlite:///{tmp / 'mlflow.db'}"

@@ -77,7 +77,7 @@ def measure(name: str, mode: str, batch: int, size: int, steps: int, device: tor
     return {"model": name, "mode": mode, "images_per_s": batch / seconds, "warmup_s": warmup}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["unet", "hybrid_unet", "smp_unet"])
     parser.add_argument("--modes", nargs="+", default=["eager", "channels_last", "compile"])
@@ -88,8 +88,10 @@ def main() -> None:
                         help="rounds over every model and mode, each after a fresh peak measurement")
     parser.add_argument("--allocator", choices=["retain", "system"], default="retain",
                         help="retain: keep freed CPU memory for reuse, as training does (hybridunet.allocator)")
+    parser.add_argument("--peak-size", type=int, default=4096, help="n of the n x n matmuls that measure the peak")
+    parser.add_argument("--peak-seconds", type=float, default=1.5, help="time per peak measurement")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for mode in args.modes:
         unknown = set(mode.split("+")) - KNOWN_FLAGS
         if unknown:
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace, device: torch.device) -> None:
     # configuration; each figure is the best of its rounds, as is the peak.
     for _ in range(args.rounds):
         for k, dtype in dtypes.items():
-            peaks[k] = max(peaks[k], matmul_peak(device, dtype, seconds=1.5))
+            peaks[k] = max(peaks[k], matmul_peak(device, dtype, n=args.peak_size, seconds=args.peak_seconds))
         for key, (step, _) in steps.items():
             seconds[key] = min(seconds.get(key, float("inf")), timed(step, device, args.steps))
 

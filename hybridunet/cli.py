@@ -9,22 +9,25 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hybridunet import __version__
+from hybridunet import __version__  # the package's __init__ imports nothing heavy: --help answers at once
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Print every registered model with its parameters and GFLOPs for one image."""
-    from hybridunet.models import create_model, list_models
+    from hybridunet.models import MODELS, create_model, list_models
     from hybridunet.models.summary import count_flops, count_params
 
     size = (3, args.size, args.size)
     rows = []
     for name in list_models(args.filter):
         model = create_model(name, num_classes=args.num_classes)
-        rows.append((name, count_params(model) / 1e6, count_flops(model, size) / 1e9))
-    print(f"{'model':<20} {'params (M)':>11} {'GFLOPs @ ' + 'x'.join(map(str, size)):>18}")
-    for name, params, gflops in rows:
-        print(f"{name:<20} {params:>11.2f} {gflops:>18.2f}")
+        info = MODELS.info(name)
+        description = getattr(info, "description", None) or (info or {}).get("description", "")
+        rows.append((name, count_params(model) / 1e6, count_flops(model, size) / 1e9, description))
+    width = max([20, *(len(r[0]) + 1 for r in rows)])
+    print(f"{'model':<{width}} {'params (M)':>11} {'GFLOPs @ ' + 'x'.join(map(str, size)):>18}  description")
+    for name, params, gflops, description in rows:
+        print(f"{name:<{width}} {params:>11.2f} {gflops:>18.2f}  {description}")
     return 0
 
 
@@ -32,21 +35,13 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     """Write synthetic street scenes in the Kaggle pairs layout."""
     import time
 
-    from hybridunet.data.synthetic import write_split
+    from hybridunet.data.synthetic import synthesize
 
-    out = Path(args.out)
-    splits = {"train": args.train, "val": args.val}
-    for split in splits:
-        existing = [*(out / split).glob("*.jpg"), *(out / f"{split}_labels").glob("*.png")]
-        if existing and not args.overwrite:
-            raise UsageError(f"{out / split} already holds data ({len(existing)} files); pass --overwrite to replace it")
-        for path in existing:
-            path.unlink()
     start = time.perf_counter()
-    for split, count in splits.items():
-        write_split(out, split, count, size=args.size, seed=args.seed, labels=args.labels)
+    out = synthesize(args.out, train=args.train, val=args.val, size=args.size, seed=args.seed, labels=args.labels,
+                     overwrite=args.overwrite)
     elapsed = time.perf_counter() - start
-    total = sum(splits.values())
+    total = args.train + args.val
     print(f"wrote {args.train} train + {args.val} val pairs of {args.size}x{2 * args.size} to {out} "
           f"in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} pairs/s)")
     return 0
@@ -85,6 +80,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare configs over seeds (or finished runs of an MLflow experiment)."""
     from hybridunet.compare import arms_from_mlflow, run_comparison, summary, table
     from hybridunet.config import load_config
+    from hybridunet.errors import UsageError
 
     # `--configs a.yaml b.yaml k=v` puts overrides into --configs: move them back
     args.overrides += [c for c in args.configs or [] if "=" in c]
@@ -94,11 +90,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         if not args.configs or len(args.configs) < 2:
             raise UsageError("compare needs --configs A.yaml B.yaml (two or more), or --experiment NAME")
-        labels = [Path(c).stem for c in args.configs]
-        labels = [f"{l}-{i + 1}" if labels.count(l) > 1 else l for i, l in enumerate(labels)]
-        configs = [(label, load_config(path, args.overrides)) for label, path in zip(labels, args.configs)]
-        tracking = all(c.tracking.enabled for _, c in configs)
-        arms = run_comparison(configs, list(range(args.seeds)), tracking=tracking)
+        if len(args.seeds) == 1 and args.seeds[0] < 1:
+            raise UsageError(f"--seeds {args.seeds[0]}: give a count of at least 1, or the seeds themselves")
+        seeds = list(range(args.seeds[0])) if len(args.seeds) == 1 else args.seeds
+        configs = [load_config(path, args.overrides) for path in args.configs]
+        labels = [c.model.label for c in configs]
+        if len(set(labels)) < len(labels):  # two configs of one model: name them by their files
+            labels = [Path(c).stem for c in args.configs]
+            labels = [f"{l}-{i + 1}" if labels.count(l) > 1 else l for i, l in enumerate(labels)]
+        tracking = all(c.tracking.enabled for c in configs)
+        arms = run_comparison(list(zip(labels, configs)), seeds, tracking=tracking,
+                              progress=lambda line: print(line, flush=True))
     print(table(arms))
     print(json.dumps(json_safe(summary(arms))))
     return 0
@@ -112,7 +114,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     base = load_config(args.config, args.overrides)
     space = load_search_space(args.search, base)
     study = tune(base, space, args.trials, storage=args.storage, study_name=args.study,
-                 jobs=args.jobs, timeout=args.timeout)
+                 jobs=args.jobs, timeout=args.timeout, heartbeat=args.heartbeat)
     report = study_report(study)
     print(f"study {report['study']}: {report['trials_finished']} finished trials "
           f"({report['trials_pruned']} pruned); best val Dice {report['best_value']} "
@@ -139,76 +141,35 @@ def _callbacks(config) -> list:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a split; the last stdout line is the metrics JSON."""
-    from hybridunet.checkpoint import load_model
-    from hybridunet.config import parse_config
-    from hybridunet.data import make_loader
-    from hybridunet.engine import build_loss, evaluate, open_split, pick_device
+    from hybridunet.engine import evaluate_checkpoint
 
-    device = pick_device(args.device)
-    model, meta = load_model(args.checkpoint, device)
-    config = parse_config(meta["config"], f"the config stored in {args.checkpoint}")
-    if args.data is not None:  # another data set: all of its split, not the training run's subset
-        config.data = config.data.model_copy(update={"root": args.data, "limit_val": None})
-    data = open_split(config, args.split, train=False)
-    batch = args.batch_size or config.train.val_batch_size or config.train.batch_size
-    loader = make_loader(data, batch, num_workers=config.data.num_workers)
-    metrics = evaluate(model, loader, config.model.num_classes, build_loss(config).to(device),
-                       meta["class_names"], device)
+    metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.batch_size, args.device)
     print(json.dumps(json_safe(metrics)))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Write colour masks and overlays for an image or a folder of images."""
-    import cv2
-    import numpy as np
+    from hybridunet.engine import predict_files
 
-    from hybridunet.checkpoint import load_model
-    from hybridunet.data.base import IMAGE_SUFFIXES, read_image
-    from hybridunet.data.labels import colorize
-    from hybridunet.engine import pick_device, predict
-
-    source, out = Path(args.input), Path(args.out)
-    if source.is_dir():
-        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    elif source.is_file():
-        images = [source]
-    else:
-        raise FileNotFoundError(f"input {source} does not exist")
-    if not images:
-        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
-    targets = {p: (out / f"{p.stem}_mask.png", out / f"{p.stem}_overlay.png") for p in images}
-    existing = [str(t) for pair in targets.values() for t in pair if t.exists()]
-    if existing and not args.overwrite:
-        raise UsageError(f"{len(existing)} output files exist already (e.g. {existing[0]}); pass --overwrite to replace them")
-    device = pick_device(args.device)
-    model, meta = load_model(args.checkpoint, device)
-    normalize = meta["config"]["data"]["normalize"]
-    out.mkdir(parents=True, exist_ok=True)
-    for path, (mask_path, overlay_path) in targets.items():
-        image = read_image(path)
-        colours = colorize(predict(model, image, normalize, args.size, device))
-        overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
-        cv2.imwrite(str(mask_path), colours[..., ::-1])
-        cv2.imwrite(str(overlay_path), overlay[..., ::-1])
-    print(f"wrote masks and overlays of {len(images)} images to {out}")
+    written = predict_files(args.checkpoint, args.input, args.out, args.size, args.overwrite, args.device)
+    print(f"wrote masks and overlays of {len(written)} images to {args.out}")
     return 0
 
 
 def json_safe(value):
-    from hybridunet.engine import json_safe as convert
+    from hybridunet.engine.run import json_safe as convert
 
     return convert(value)
-
-
-class UsageError(ValueError):
-    """A command-line request that cannot be honoured as given."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybridunet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hybridunet {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for bad input too")
+    common = argparse.ArgumentParser(add_help=False)  # --debug also after the command
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    commands = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
     models = commands.add_parser("models", help="list models with parameters and GFLOPs")
     models.add_argument("--filter", default="*", help="glob on model names, e.g. 'smp_*'")
@@ -216,9 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--num-classes", type=int, default=19)
     models.set_defaults(func=cmd_models)
 
-    data = commands.add_parser("data", help="generate or inspect data sets").add_subparsers(
-        dest="data_command", required=True, metavar="ACTION"
-    )
+    data = _Subcommands(commands.add_parser("data", help="generate or inspect data sets").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"), common)
     synth = data.add_parser("synth", help="write synthetic street scenes in the Kaggle pairs layout")
     synth.add_argument("--out", required=True, help="output folder (gets train/ and val/)")
     synth.add_argument("--train", type=_count, default=200, help="training pairs (default 200)")
@@ -263,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="train configs over seeds and test the difference")
     compare.add_argument("--configs", nargs="+", metavar="YAML", help="two or more experiment configs")
-    compare.add_argument("--seeds", type=_positive, default=3, help="seeds 0..K-1 for every config (default 3)")
-    compare.add_argument("--experiment", help="instead: compare finished runs of this MLflow experiment by model")
+    compare.add_argument("--seeds", type=_count, nargs="+", default=[3], metavar="K",
+                         help="K: seeds 0..K-1 for every config (default 3); several numbers: those seeds")
+    compare.add_argument("--experiment", help="instead: compare finished runs of this MLflow experiment by label")
     compare.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every config")
     compare.set_defaults(func=cmd_compare)
 
@@ -276,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", default="hybridunet", help="study name (default hybridunet)")
     tune.add_argument("--jobs", type=_positive, default=1, help="trials at once in this process (threads)")
     tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    tune.add_argument("--heartbeat", type=float, default=30,
+                      help="seconds between a trial's heartbeats; a trial silent for 3 of them is failed and rerun")
     tune.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the base config")
     tune.set_defaults(func=cmd_tune)
 
@@ -284,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+class _Subcommands:
+    """add_parser that gives every command the shared flags (`--debug`)."""
+
+    def __init__(self, action, common: argparse.ArgumentParser) -> None:
+        self.action, self.common = action, common
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self.action.add_parser(name, parents=[self.common], **kwargs)
 
 
 def _count(text: str) -> int:
@@ -309,15 +282,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = [e for e in extra if e not in args.overrides]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from hybridunet.errors import UserError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print(f"hybridunet {args.command}: interrupted; completed epochs are kept in the run's last checkpoint "
               "(continue with --resume)", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:  # bad input: say what, no traceback
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"hybridunet {args.command}: error: {message}", file=sys.stderr)
+    except UserError as err:  # bad input: say what in one line; anything else is a bug and shows its traceback
+        if args.debug:
+            raise
+        print(f"hybridunet {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -7,19 +7,21 @@ its 95% t confidence interval and a paired t-test.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats
 
 from hybridunet.config import ExperimentConfig
 from hybridunet.engine import fit
+from hybridunet.errors import UsageError
 
 
 @dataclass
@@ -71,6 +73,9 @@ def _mean_std(values: Sequence[float]) -> str:
 
 
 def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
+    for arm in (a, b):
+        if len(set(arm.seeds)) != len(arm.seeds):
+            raise UsageError(f"arm {arm.label!r} holds seed(s) more than once ({arm.seeds}): pairing needs each once")
     by_seed = {s: v for s, v in zip(a.seeds, getattr(a, metric))}
     diffs = [v - by_seed[s] for s, v in zip(b.seeds, getattr(b, metric)) if s in by_seed]
     return Paired(a.label, b.label, metric, diffs)
@@ -126,16 +131,23 @@ def run_comparison(
     seeds: Sequence[int],
     out_dir: str | Path | None = None,
     tracking: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Arm]:
     """Train every (label, config) with every seed; with `tracking`, one parent MLflow run
-    holds every training as a nested run, and the table and a bar plot as artifacts."""
+    holds every training as a nested run, and the table and a bar plot as artifacts.
+    `progress` receives one line per finished run."""
     import time
 
+    check_seeds(seeds)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
     out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
     arms = [Arm(label, [], [], []) for label, _ in configs]
-    parent = _start_parent(configs, seeds, stamp) if tracking else None
-    try:
+    labels = [label for label, _ in configs]
+    with _parent(configs[0][1], tracking, f"compare-{'-vs-'.join(labels)}-{stamp}",
+                 {"compare": "parent", "compare.labels": ",".join(labels)}) as parent:
+        if parent is not None:
+            parent.log_params({"configs": ",".join(labels), "seeds": ",".join(map(str, seeds))})
+        total, done = len(configs) * len(seeds), 0
         for (label, config), arm in zip(configs, arms):
             for seed in seeds:
                 run_config = config.model_copy(deep=True)
@@ -143,12 +155,11 @@ def run_comparison(
                 run_config.train.out_dir = str(out_dir / f"{label}-s{seed}")
                 run_config.tracking.run_name = f"{label}-s{seed}"
                 callbacks = []
-                if tracking:
+                if parent is not None:
                     from hybridunet.tracking import MLflowCallback
 
-                    callbacks.append(
-                        MLflowCallback(run_config.tracking, parent_run_id=parent.info.run_id, tags={"compare.label": label})
-                    )
+                    callbacks.append(MLflowCallback(run_config.tracking, parent_run_id=parent.run_id,
+                                                    tags={"compare.label": label}))
                 start = time.perf_counter()
                 result = fit(run_config, callbacks=callbacks)
                 arm.seconds.append(time.perf_counter() - start)
@@ -157,70 +168,74 @@ def run_comparison(
                 arm.miou.append(result["miou"])
                 arm.per_class_dice.append(result["per_class_dice"])
                 arm.run_ids.append(result.get("run_id"))
+                done += 1
+                if progress is not None:
+                    progress(f"[{done}/{total}] {label} seed {seed}: Dice {result['dice']:.4f}, "
+                             f"mIoU {result['miou']:.4f} in {arm.seconds[-1]:.0f} s")
         if parent is not None:
-            _finish_parent(arms)
-        return arms
-    except BaseException as error:
-        if parent is not None:
-            import mlflow
-
-            mlflow.end_run(status="KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
+            _log_summary(parent, arms)
+    return arms
 
 
-def _start_parent(configs, seeds, stamp: str):
-    import mlflow
-
-    from hybridunet.tracking import experiment_id, tracking_uri
-
-    tracking = configs[0][1].tracking
-    uri = tracking_uri(tracking)
-    mlflow.set_tracking_uri(uri)
-    labels = [label for label, _ in configs]
-    run = mlflow.start_run(
-        run_name=f"compare-{'-vs-'.join(labels)}-{stamp}",
-        experiment_id=experiment_id(tracking.experiment, uri),
-        tags={"compare": "parent", "compare.labels": ",".join(labels)},
-    )
-    mlflow.log_params({"configs": ",".join(labels), "seeds": ",".join(map(str, seeds))})
-    return run
+def check_seeds(seeds: Sequence[int]) -> None:
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise UsageError(f"seed(s) {repeated} listed more than once: a paired comparison needs each seed once")
 
 
-def _finish_parent(arms: Sequence[Arm]) -> None:
-    import mlflow
+def _parent(config: ExperimentConfig, tracking: bool, name: str, tags: dict[str, str]):
+    if not tracking:
+        return contextlib.nullcontext(None)
+    from hybridunet.tracking import parent_run
 
+    return parent_run(config.tracking, name, tags)
+
+
+def _log_summary(parent, arms: Sequence[Arm]) -> None:
     from hybridunet.viz import comparison_figure
 
-    mlflow.log_text(table(arms), "compare/table.txt")
-    mlflow.log_text(json.dumps(summary(arms), indent=2), "compare/summary.json")
-    mlflow.log_figure(comparison_figure({a.label: a.dice for a in arms}, "Dice"), "compare/dice.png")
+    parent.log_text(table(arms), "compare/table.txt")
+    parent.log_json(summary(arms), "compare/summary.json")
+    parent.log_figure(comparison_figure({a.label: a.dice for a in arms}, "Dice"), "compare/dice.png")
+    metrics = {}
     for arm in arms:
         key = re.sub(r"[^\w\-. /]", "_", arm.label)
-        mlflow.log_metrics({f"{key}/dice_mean": float(np.mean(arm.dice)), f"{key}/miou_mean": float(np.mean(arm.miou))})
-    mlflow.end_run()
+        metrics.update({f"{key}/dice_mean": float(np.mean(arm.dice)), f"{key}/miou_mean": float(np.mean(arm.miou))})
+    parent.log_metrics(metrics)
 
 
-def arms_from_mlflow(experiment: str, uri: str | None = None) -> list[Arm]:
-    """Finished training runs of an MLflow experiment, grouped by their `model` tag."""
-    from mlflow.tracking import MlflowClient
+def arms_from_mlflow(experiment: str, uri: str | None = None,
+                     notes: Callable[[str], None] | None = None) -> list[Arm]:
+    """Finished training runs of an MLflow experiment, grouped by their label (preset plus
+    part overrides). Per (label, seed) the newest run counts; `notes` is told how many
+    older ones were skipped, and when one label mixes configs or data."""
+    from hybridunet.tracking import finished_runs
 
-    from hybridunet.tracking import tracking_uri
-
-    client = MlflowClient(uri or tracking_uri())
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ValueError(f"no MLflow experiment named {experiment!r} at {client.tracking_uri}")
-    runs = client.search_runs(
-        [found.experiment_id], "attributes.status = 'FINISHED' and metrics.best_val_dice >= 0", max_results=10000
-    )
+    notes = notes or (lambda line: print(line, file=sys.stderr))
     arms: dict[str, Arm] = {}
-    for r in runs:
-        label = r.data.tags.get("model", "?")
-        arm = arms.setdefault(label, Arm(label, [], [], []))
-        arm.seeds.append(int(r.data.tags.get("seed", -1)))
-        arm.dice.append(r.data.metrics["best_val_dice"])
-        arm.miou.append(r.data.metrics.get("best_val_miou", math.nan))
-        arm.run_ids.append(r.info.run_id)
+    seen: set[tuple[str, int]] = set()
+    skipped: dict[str, int] = {}
+    kinds: dict[str, dict[str, set]] = {}
+    for r in finished_runs(experiment, uri):  # newest first
+        if (r.label, r.seed) in seen:
+            skipped[r.label] = skipped.get(r.label, 0) + 1
+            continue
+        seen.add((r.label, r.seed))
+        arm = arms.setdefault(r.label, Arm(r.label, [], [], []))
+        arm.seeds.append(r.seed)
+        arm.dice.append(r.dice)
+        arm.miou.append(r.miou)
+        arm.run_ids.append(r.run_id)
+        found = kinds.setdefault(r.label, {"config": set(), "data": set()})
+        found["config"].add(r.config_hash)
+        found["data"].add(r.data_fingerprint)
     if not arms:
-        raise ValueError(f"experiment {experiment!r} holds no finished training runs")
+        raise UsageError(f"experiment {experiment!r} holds no finished training runs")
+    for label, count in sorted(skipped.items()):
+        notes(f"{label}: skipped {count} older run(s) of a seed that has a newer one")
+    for label, found in sorted(kinds.items()):
+        for what, values in found.items():
+            if len(values - {None}) > 1:
+                notes(f"warning: runs labelled {label} differ in their {'result-changing config' if what == 'config' else 'data'} "
+                      f"({len(values - {None})} kinds): their comparison mixes {'recipes' if what == 'config' else 'data sets'}")
     return sorted(arms.values(), key=lambda a: a.label)

@@ -10,18 +10,20 @@ Unknown keys and bad values fail with the key, the value and what is allowed. Th
 from __future__ import annotations
 
 import copy
-import inspect
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hybridunet.errors import ConfigError
 from hybridunet.registry import Registry
 
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
+# Marks a key that may change on --resume and does not enter the result-changing hash:
+# it changes how a run is done or seen, never what it computes.
+RESUMABLE = {"resumable": True}
 
 
 class Section(BaseModel):
@@ -43,13 +45,10 @@ class BuilderSection(Section):
 
     @model_validator(mode="after")
     def _check_keywords(self) -> "BuilderSection":
-        registry = self.registry()
-        signature = inspect.signature(registry.get(self.name))
         try:
-            signature.bind_partial(**self.kwargs)
-        except TypeError as err:
-            accepted = ", ".join(p for p in signature.parameters if p not in ("args", "kwargs"))
-            raise ValueError(f"{err} for {registry.family} {self.name!r}; accepted keys: {accepted}") from None
+            self.registry().check_keywords(self.name, self.kwargs)
+        except TypeError as err:  # pydantic reports ValueErrors with the key
+            raise ValueError(str(err)) from None
         return self
 
 
@@ -78,14 +77,17 @@ class ModelConfig(BuilderSection):
 
     @model_validator(mode="after")
     def _check_part_names(self) -> "ModelConfig":
-        from hybridunet.nn import BLOCKS, BOTTLENECKS, SKIPS, UPSAMPLERS
+        from hybridunet.models import check_parts
 
-        families = {"encoder_block": BLOCKS, "decoder_block": BLOCKS, "skip": SKIPS,
-                    "bottleneck": BOTTLENECKS, "upsampler": UPSAMPLERS}
-        for key, registry in families.items():
-            if isinstance(self.kwargs.get(key), str):
-                registry.get(self.kwargs[key])  # an unknown part fails here, naming the known ones
+        check_parts(self.kwargs)  # an unknown part fails here, naming the known ones
         return self
+
+    @property
+    def label(self) -> str:
+        """The preset plus its part overrides, e.g. ``hybrid_unet+decoder_block=residual_se``."""
+        from hybridunet.models import run_label
+
+        return run_label(self.name, self.kwargs)
 
 
 class LossConfig(BuilderSection):
@@ -110,7 +112,7 @@ class DataConfig(Section):
     size: int = Field(256, gt=0)
     normalize: Literal["unit", "imagenet"] = "imagenet"
     augment: AugmentConfig = AugmentConfig()
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, json_schema_extra=RESUMABLE)
     cache_masks: bool = False
     skip_bad: bool = False
     limit_train: int | None = Field(None, gt=0, description="use only the first N training samples")
@@ -122,19 +124,22 @@ class TrainConfig(Section):
     batch_size: int = Field(8, gt=0)
     val_batch_size: int | None = Field(None, gt=0, description="validation batch (default: batch_size)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
-    channels_last: bool = False
+    amp: Literal["auto", "none", "bf16", "fp16"] = Field(
+        "auto", description="autocast dtype; auto: bf16 on CUDA and on CPUs with AMX/AVX512-BF16, else none")
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="memory format; auto: what BENCHMARKS.md measured faster for the device and precision")
     compile: bool = False
     retain_cpu_memory: bool = Field(
-        True, description="on CPU, keep freed memory in the process for reuse (glibc malloc): faster steps"
+        True, description="on CPU, keep freed memory in the process for reuse (glibc malloc): faster steps",
+        json_schema_extra=RESUMABLE,
     )
     sync_bn: bool = Field(False, description="SyncBatchNorm across ranks under torchrun")
     grad_clip: float | None = Field(None, gt=0)
     aux_weight: float = Field(0.4, ge=0, description="weight of deep-supervision losses")
     early_stopping: int | None = Field(None, gt=0, description="stop after N epochs without a better val Dice")
-    out_dir: str | None = None
-    overwrite: bool = False
-    progress: bool = True
+    out_dir: str | None = Field(None, json_schema_extra=RESUMABLE)
+    overwrite: bool = Field(False, json_schema_extra=RESUMABLE)
+    progress: bool = Field(True, json_schema_extra=RESUMABLE)
 
 
 class OptimConfig(Section):
@@ -172,7 +177,7 @@ class ExperimentConfig(Section):
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     sched: SchedConfig = SchedConfig()
-    tracking: TrackingConfig = TrackingConfig()
+    tracking: TrackingConfig = Field(TrackingConfig(), json_schema_extra=RESUMABLE)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -180,6 +185,29 @@ class ExperimentConfig(Section):
     def flat(self) -> dict[str, Any]:
         """Dotted key -> value, e.g. {'train.epochs': 10, ...}: MLflow params."""
         return flatten(self.to_dict())
+
+    def result_changing(self) -> dict[str, Any]:
+        """The flat keys that change what a run computes (all but the resumable ones)."""
+        resumable = resumable_keys()
+        return {k: v for k, v in self.flat().items() if not k.startswith(resumable) and k != "name"}
+
+    def result_hash(self) -> str:
+        """A short hash of `result_changing()`: equal for runs that should give equal results."""
+        text = json.dumps(self.result_changing(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def resumable_keys(section: type[BaseModel] = ExperimentConfig, prefix: str = "") -> tuple[str, ...]:
+    """Dotted keys (a section ends with '.') whose fields are marked RESUMABLE."""
+    keys: list[str] = []
+    for name, info in section.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        kind = info.annotation
+        if extra.get("resumable"):
+            keys.append(f"{prefix}{name}." if isinstance(kind, type) and issubclass(kind, BaseModel) else f"{prefix}{name}")
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys.extend(resumable_keys(kind, f"{prefix}{name}."))
+    return tuple(keys)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

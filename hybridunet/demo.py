@@ -32,9 +32,11 @@ def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
         tree = {**RECIPE, "model": {**RECIPE["model"], "name": name}}
         configs.append((name, parse_config(tree, "the demo recipe")))
     print(f"training unet and hybrid_unet with seeds 0..{seeds - 1} (a few minutes on 2 CPU cores) ...", flush=True)
-    arms = run_comparison(configs, list(range(seeds)), tracking=tracking)
+    arms = run_comparison(configs, list(range(seeds)), tracking=tracking, progress=lambda line: print(line, flush=True))
     print()
     print(table(arms))
     if tracking:
-        print("\nEvery run is in MLflow. To browse them:  mlflow ui   (then open http://127.0.0.1:5000)")
+        experiment = RECIPE["tracking"]["experiment"]
+        print(f"\nEvery run is in MLflow (experiment {experiment}). To browse them:  mlflow ui   "
+              f"(then open http://127.0.0.1:5000)\nTo compare them again:  hybridunet compare --experiment {experiment}")
     return summary(arms)

@@ -28,20 +28,27 @@ class World:
 
 def init(device: str = "auto") -> tuple[World, torch.device]:
     """Join the process group torchrun describes (WORLD_SIZE > 1) and pick this rank's device."""
+    from hybridunet.engine.device import pick_device
+
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        return World(), torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        return World(), pick_device(device)
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = device in ("auto", "cuda") and torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(local)
+    chosen = pick_device(device, local)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", init_method="env://")
-    return World(rank, size, local), torch.device(f"cuda:{local}" if cuda else "cpu")
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo", init_method="env://")
+    return World(rank, size, local), chosen
 
 
 def active() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def is_main() -> bool:
+    """Rank 0, or the only process."""
+    return not active() or dist.get_rank() == 0
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

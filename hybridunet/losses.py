@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,27 +55,33 @@ class OneHotBCE(nn.Module):
 
 
 @LOSSES.register("dice")
-class SoftDice(smp.losses.DiceLoss):
+class SoftDice(nn.Module):
     """Soft multiclass Dice on softmax probabilities (smp), over the classes present in the batch."""
 
     def __init__(self, class_weights: Sequence[float] | None = None, ignore_index: int = IGNORE_INDEX) -> None:
-        super().__init__("multiclass", from_logits=True, ignore_index=ignore_index, class_weights=class_weights)
+        from segmentation_models_pytorch.losses import DiceLoss  # smp loads in seconds: only when used
+
+        super().__init__()
+        self.smp = DiceLoss("multiclass", from_logits=True, ignore_index=ignore_index, class_weights=class_weights)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return super().forward(logits.float(), target)
+        return self.smp(logits.float(), target)
 
 
 @LOSSES.register("focal")
-class Focal(smp.losses.FocalLoss):
+class Focal(nn.Module):
     """Focal loss (smp): cross entropy that down-weights easy pixels by (1 - p) ** gamma."""
 
     def __init__(
         self, gamma: float = 2.0, class_weights: Sequence[float] | None = None, ignore_index: int = IGNORE_INDEX
     ) -> None:
-        super().__init__("multiclass", gamma=gamma, ignore_index=ignore_index, class_weights=class_weights)
+        from segmentation_models_pytorch.losses import FocalLoss
+
+        super().__init__()
+        self.smp = FocalLoss("multiclass", gamma=gamma, ignore_index=ignore_index, class_weights=class_weights)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return super().forward(logits.float(), target)
+        return self.smp(logits.float(), target)
 
 
 @LOSSES.register("dice_ce")

@@ -7,19 +7,10 @@ import fnmatch
 import inspect
 from typing import Any, Callable, Generic, Iterator, TypeVar, overload
 
+from hybridunet.errors import UnknownNameError
+
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UnknownNameError(KeyError, ValueError):
-    """A name that is not in a registry; the message lists the known names.
-
-    Subclasses both KeyError (a failed look-up) and ValueError (a bad argument value),
-    so callers can catch whichever reads naturally.
-    """
-
-    def __str__(self) -> str:  # KeyError would wrap the message in quotes
-        return str(self.args[0])
 
 
 class Registry(Generic[T]):
@@ -34,15 +25,20 @@ class Registry(Generic[T]):
     def __init__(self, family: str) -> None:
         self.family = family
         self._builders: dict[str, Callable[..., T]] = {}
+        self._info: dict[str, Any] = {}
 
     @overload
-    def register(self, name: str) -> Callable[[F], F]: ...
+    def register(self, name: str, *, info: Any = None) -> Callable[[F], F]: ...
 
     @overload
-    def register(self, name: str, builder: F) -> F: ...
+    def register(self, name: str, builder: F, *, info: Any = None) -> F: ...
 
-    def register(self, name: str, builder: Callable[..., T] | None = None) -> Any:
-        """Register `builder` under `name`; without `builder`, return a decorator."""
+    def register(self, name: str, builder: Callable[..., T] | None = None, *, info: Any = None) -> Any:
+        """Register `builder` under `name`; without `builder`, return a decorator.
+
+        `info` is metadata kept beside the builder (a preset's description, parts,
+        normalisation, reference), as timm keeps a default_cfg per model.
+        """
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.family} name must be a non-empty string, got {name!r}")
 
@@ -50,6 +46,8 @@ class Registry(Generic[T]):
             if name in self._builders:
                 raise ValueError(f"{self.family} {name!r} is already registered")
             self._builders[name] = fn
+            if info is not None:
+                self._info[name] = info
             return fn
 
         return add if builder is None else add(builder)
@@ -66,6 +64,11 @@ class Registry(Generic[T]):
                 f"unknown {self.family} {name!r}.{hint} Known {self.family}s: {known}"
             ) from None
 
+    def info(self, name: str) -> Any:
+        """The metadata registered with `name` (None when it has none)."""
+        self.get(name)
+        return self._info.get(name)
+
     def build(self, name: str, /, **kwargs: Any) -> T:
         """Build the part registered under `name` with keyword arguments.
 
@@ -73,10 +76,16 @@ class Registry(Generic[T]):
         fails with the accepted ones listed rather than deep inside a constructor.
         """
         builder = self.get(name)
-        signature = _signature(builder)
+        self.check_keywords(name, kwargs, partial=False)
+        return builder(**kwargs)
+
+    def check_keywords(self, name: str, kwargs: dict[str, Any], partial: bool = True) -> None:
+        """Fail, listing the accepted keywords, when `kwargs` do not fit `name`'s builder
+        (with `partial`, required keywords may be missing: a config gives them later)."""
+        signature = _signature(self.get(name))
         if signature is not None:
             try:
-                signature.bind(**kwargs)
+                (signature.bind_partial if partial else signature.bind)(**kwargs)
             except TypeError as err:
                 accepted = ", ".join(
                     p.name
@@ -86,7 +95,6 @@ class Registry(Generic[T]):
                 raise TypeError(
                     f"{self.family} {name!r}: {err}. Accepted keywords: {accepted}"
                 ) from None
-        return builder(**kwargs)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell-style glob such as ``"*unet*"``."""

@@ -17,6 +17,8 @@ Running the same command again resumes the study: ``trials`` counts finished tri
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -27,8 +29,9 @@ import yaml
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hybridunet.config import ConfigError, ExperimentConfig, apply_overrides, parse_config
+from hybridunet.config import ExperimentConfig, apply_overrides, parse_config
 from hybridunet.engine import Callback, Run, fit
+from hybridunet.errors import ConfigError, UsageError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -154,24 +157,33 @@ def tune(
     study_name: str = "hybridunet",
     jobs: int = 1,
     timeout: float | None = None,
+    heartbeat: float = 30,
 ) -> optuna.Study:
-    """Run (or resume) a study until it holds `trials` finished trials; write best.yaml."""
-    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; they are what resumes need
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(
-            storage, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=90,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+    """Run (or resume) a study until it holds `trials` finished trials; write best.yaml.
+
+    Workers sharing `storage` together finish exactly `trials` trials: one that starts a
+    trial after the others have claimed them all marks it FAIL (user attribute `surplus`)
+    and stops. A worker that dies leaves its trial RUNNING; `heartbeat` seconds apart
+    every running trial says it is alive, and after three silent intervals the next
+    worker marks it FAILED and runs its parameters again.
+    """
+    rdb = open_storage(storage, heartbeat)
     study = optuna.create_study(
         storage=rdb, study_name=study_name, direction="maximize", load_if_exists=True,
         sampler=space.make_sampler(), pruner=space.make_pruner(),
     )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["val_dice"])  # optuna-dashboard labels the objective
     out = study_dir(study_name)
-    tracker = _StudyTracker(base, study) if base.tracking.enabled else None
     base_tree = base.to_dict()
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial, parent_id: str | None) -> float:
+        claimed = trial.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        if sum(t.number < trial.number for t in claimed) >= trials:
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise _Surplus(f"trial {trial.number}: the study's {trials} trials are claimed by other workers")
         tree = base_tree
         for key, spec in space.params.items():
             tree = _set(tree, key, spec.suggest(trial, key))
@@ -186,28 +198,87 @@ def tune(
         config.train.overwrite = True  # a retried trial replaces its own folder
         config.tracking.run_name = f"{study_name}-trial-{trial.number}"
         callbacks: list[Callback] = [PruneOnDice(trial)]
-        if tracker is not None:
-            callbacks.append(tracker.trial_callback(config, trial))
+        if parent_id is not None:
+            callbacks.append(trial_run(config, trial, parent_id))
         return fit(config, callbacks=callbacks)["dice"]
 
-    remaining = trials - len(study.get_trials(deepcopy=False, states=FINISHED))
-    if remaining > 0:
-        study.optimize(
-            objective, n_trials=remaining, timeout=timeout, n_jobs=jobs, catch=(),
-            callbacks=[optuna.study.MaxTrialsCallback(trials, states=FINISHED)],
-        )
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if complete:
-        best_tree = base_tree
-        for key, value in study.best_trial.params.items():
-            best_tree = _set(best_tree, key, _decode(space.params[key], value))
-        best = parse_config(best_tree, "best trial").to_dict()
-        best["train"]["out_dir"] = None
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
-        if tracker is not None:
-            tracker.finish(study, out / "best.yaml")
+    with _study_parent(base, study, storage) as parent:
+        parent_id = parent.run_id if parent is not None else None
+        remaining = trials - len(study.get_trials(deepcopy=False, states=FINISHED))
+        if remaining > 0:
+            study.optimize(
+                lambda trial: objective(trial, parent_id), n_trials=remaining, timeout=timeout, n_jobs=jobs,
+                catch=(_Surplus,), callbacks=[optuna.study.MaxTrialsCallback(trials, states=FINISHED)],
+            )
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if complete:
+            best_tree = base_tree
+            for key, value in study.best_trial.params.items():
+                best_tree = _set(best_tree, key, _decode(space.params[key], value))
+            best = parse_config(best_tree, "best trial").to_dict()
+            best["train"]["out_dir"] = None
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
+            if parent is not None:
+                finished = study.get_trials(deepcopy=False, states=FINISHED)
+                parent.log_metrics({"best_val_dice": study.best_value, "trials_finished": len(finished),
+                                    "trials_pruned": sum(t.state == TrialState.PRUNED for t in finished)})
+                parent.log_artifact(out / "best.yaml")
     return study
+
+
+class _Surplus(Exception):
+    """A trial started after the study's trials were all claimed."""
+
+
+def open_storage(url: str, heartbeat: float = 30) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage with heartbeats; a database that cannot be reached fails within
+    seconds, in one line naming its host and port."""
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ConfigError(f"--storage {url!r} is not a database URL (e.g. sqlite:///optuna.db, "
+                          "postgresql://user:password@host:5432/optuna)") from None
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, the [postgres] extra
+    backend = parsed.get_backend_name()
+    connect_args = {"timeout": 60} if backend == "sqlite" else {"connect_timeout": 5}
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; they are what resumes need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(
+                parsed.render_as_string(hide_password=False), engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+        except ModuleNotFoundError as err:
+            raise UsageError(f"--storage {backend}: its driver {err.name!r} is not installed "
+                             f"(for PostgreSQL: pip install 'hybridunet[postgres]')") from None
+        except sqlalchemy.exc.OperationalError as err:
+            where = f"{parsed.host}:{parsed.port or 'default port'}" if parsed.host else str(parsed.database)
+            reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+            raise UsageError(f"cannot reach the Optuna storage {backend} at {where}: {reason}") from None
+
+
+def _study_parent(base: ExperimentConfig, study: optuna.Study, storage: str):
+    """The study's parent MLflow run: one for every worker of the study, resumed ones included."""
+    if not base.tracking.enabled:
+        return contextlib.nullcontext(None)
+    import hashlib
+
+    from sqlalchemy.engine import make_url
+
+    from hybridunet.tracking import parent_run, shared_parent_id
+
+    where = make_url(storage).render_as_string(hide_password=True)
+    key = f"optuna:{study.study_name}:{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+    parent_id = shared_parent_id(base.tracking, key, f"study-{study.study_name}",
+                                 {"optuna.study": study.study_name, "study": "parent", "optuna.storage": where})
+    study.set_user_attr("mlflow_parent_run_id", parent_id)
+    return parent_run(base.tracking, f"study-{study.study_name}", run_id=parent_id)
 
 
 def _decode(spec: ParamSpec, value: Any) -> Any:
@@ -219,66 +290,37 @@ def _decode(spec: ParamSpec, value: Any) -> Any:
     return value
 
 
-class _StudyTracker:
-    """The study's parent MLflow run (kept in the study's user attributes, so resumed
-    and parallel workers log under the same parent) and a nested run per trial."""
+def trial_run(config: ExperimentConfig, trial: optuna.Trial, parent_id: str) -> Callback:
+    """A trial's nested MLflow run: tagged with the study and trial, its parameters logged,
+    and a pruned trial ends FINISHED with ``optuna.state = PRUNED``."""
+    from hybridunet.tracking import MLflowCallback
 
-    def __init__(self, base: ExperimentConfig, study: optuna.Study) -> None:
-        import mlflow
+    class TrialRun(MLflowCallback):
+        def on_fit_start(self, run: Run) -> None:
+            super().on_fit_start(run)
+            self.set_tags({"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
+            self.log_params({f"trial.{k}": v for k, v in trial.params.items()})
 
-        from hybridunet.tracking import experiment_id, tracking_uri
+        def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
+            if isinstance(error, optuna.TrialPruned):
+                return "FINISHED", {"optuna.state": "PRUNED"}
+            return super().status_for(error)
 
-        self.base = base
-        uri = tracking_uri(base.tracking)
-        mlflow.set_tracking_uri(uri)
-        parent = study.user_attrs.get("mlflow_parent_run_id")
-        client = mlflow.MlflowClient(uri)
-        if parent is None:
-            run = client.create_run(
-                experiment_id(base.tracking.experiment, uri), run_name=f"study-{study.study_name}",
-                tags={"optuna.study": study.study_name, "study": "parent"},
-            )
-            parent = run.info.run_id
-            study.set_user_attr("mlflow_parent_run_id", parent)
-        self.parent = parent
-        self.client = client
+        def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
+            self.set_tags({"optuna.state": "COMPLETE"})
+            super().on_fit_end(run, result)
 
-    def trial_callback(self, config: ExperimentConfig, trial: optuna.Trial) -> Callback:
-        from hybridunet.tracking import MLflowCallback
-
-        class TrialRun(MLflowCallback):
-            def on_fit_start(self, run: Run) -> None:
-                super().on_fit_start(run)
-                self.set_tags({"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
-                self.log_params({f"trial.{k}": v for k, v in trial.params.items()})
-
-            def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
-                if isinstance(error, optuna.TrialPruned):
-                    return "FINISHED", {"optuna.state": "PRUNED"}
-                return super().status_for(error)
-
-            def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
-                self.set_tags({"optuna.state": "COMPLETE"})
-                super().on_fit_end(run, result)
-
-        return TrialRun(config.tracking, parent_run_id=self.parent)
-
-    def finish(self, study: optuna.Study, best_yaml: Path) -> None:
-        finished = study.get_trials(deepcopy=False, states=FINISHED)
-        pruned = sum(t.state == TrialState.PRUNED for t in finished)
-        self.client.log_metric(self.parent, "best_val_dice", study.best_value)
-        self.client.log_metric(self.parent, "trials_finished", len(finished))
-        self.client.log_metric(self.parent, "trials_pruned", pruned)
-        self.client.log_artifact(self.parent, str(best_yaml))
-        self.client.set_terminated(self.parent, "FINISHED")
+    return TrialRun(config.tracking, parent_run_id=parent_id)
 
 
 def study_report(study: optuna.Study) -> dict[str, Any]:
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return {
         "study": study.study_name,
         "trials_finished": len(finished),
+        "trials_running": len(running),  # by other workers, or left by one that died (failed after its grace period)
         "trials_pruned": len(finished) - len(complete),
         "best_value": study.best_value if complete else None,
         "best_params": study.best_trial.params if complete else None,

@@ -71,3 +71,67 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_config(data: Path, out: Path, *overrides: str) -> ExperimentConfig:
     """tiny.yaml on `data`, writing to `out`."""
     return load_config(TINY, [f"data.root={data}", f"train.out_dir={out}", *overrides])
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tree_state() -> set[str]:
+    """Untracked and modified files of the checkout (ignored ones included)."""
+    import subprocess
+
+    out = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all", "--", ".",
+                          ":!.venv", ":!*.egg-info"], cwd=REPO, capture_output=True, text=True)
+    return {line for line in out.stdout.splitlines() if "__pycache__" not in line and ".pytest_cache" not in line
+            } if out.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_tree_untouched(tmp_path_factory):
+    """No test writes into the checkout: runs, stores and outputs go to temporary folders."""
+    before = _tree_state()
+    yield
+    written = _tree_state() - before
+    assert not written, f"tests wrote into the working tree: {sorted(written)[:10]}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory) -> str:
+    """One sqlite MLflow store for the session: creating one costs seconds of migrations,
+    so it is made once, here, before any subprocess shares it."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Each test runs in its own folder, so default outputs and MLflow stores land there."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the session, removed afterwards."""
+    from hybridunet.testing import PostgresUnavailable, postgres_cluster
+
+    try:
+        cluster = postgres_cluster()
+        server = cluster.__enter__()
+    except PostgresUnavailable as err:
+        pytest.skip(str(err))
+    try:
+        yield server
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def optuna_storage(request, tmp_path) -> str:
+    """An empty Optuna storage URL: a sqlite file, or a new database on the test cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver comes with the [postgres] extra")
+    return request.getfixturevalue("postgres").createdb(f"optuna_{tmp_path.name.lower()[-40:]}")

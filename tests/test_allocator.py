@@ -5,7 +5,6 @@ import resource
 import pytest
 import torch
 
-from hybridunet import engine
 from hybridunet.allocator import retained_cpu_memory
 from tests.conftest import tiny_config as tiny
 
@@ -72,14 +71,16 @@ def test_disabled_changes_nothing():
 @pytest.mark.parametrize("retain", [True, False])
 def test_training_on_cpu_retains_memory_as_configured(tiny_data, tmp_path, monkeypatch, retain):
     seen = []
-    original = engine.retained_cpu_memory
+    from hybridunet.engine import training as fit_module
+
+    original = fit_module.retained_cpu_memory
 
     def spy(enabled: bool = True):
         seen.append(enabled)
         return original(enabled)
 
-    monkeypatch.setattr(engine, "retained_cpu_memory", spy)
+    monkeypatch.setattr(fit_module, "retained_cpu_memory", spy)
     config = tiny(tiny_data, tmp_path, "train.epochs=1", "data.limit_train=4", "data.limit_val=2",
                   f"train.retain_cpu_memory={str(retain).lower()}", "train.device=cpu")
-    engine.fit(config)
+    fit_module.fit(config)
     assert seen == [retain]

@@ -1,33 +1,49 @@
-"""Every benchmark runs as its one documented command and ends with its JSON line.
+"""Every benchmark runs as its documented command and ends with its JSON line.
 
-Tiny sizes: this checks that the commands work and report what they promise, not speed.
+In-process through each script's `main(argv)`, at tiny sizes: this checks that the commands
+work and report what they promise, not speed.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "common")
 
 
-def run_benchmark(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[list[str], dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
+@pytest.fixture(autouse=True)
+def bench_path(monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCH))  # the scripts import their neighbours by name
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # data_speed times its loader on one thread
+
+
+def run_benchmark(script: str, *args: str, capsys) -> tuple[list[str], dict]:
+    module = importlib.import_module(script)
+    capsys.readouterr()
+    module.main(list(args))
+    lines = capsys.readouterr().out.strip().splitlines()
     return lines, json.loads(lines[-1])
 
 
-def test_train_speed_reports_peak_fractions(tmp_path):
-    lines, figures = run_benchmark("train_speed.py", "--models", "unet", "--modes", "eager", "channels_last",
-                                   "--batch", "2", "--size", "32", "--steps", "1", "--rounds", "2", cwd=tmp_path)
+def test_every_benchmark_script_is_tested_here():
+    source = Path(__file__).read_text()
+    assert SCRIPTS and all(f'"{name}"' in source for name in SCRIPTS), SCRIPTS
+
+
+def test_train_speed_reports_peak_fractions(capsys):
+    lines, figures = run_benchmark("train_speed", "--models", "unet", "--modes", "eager", "channels_last",
+                                   "--batch", "2", "--size", "32", "--steps", "1", "--rounds", "2",
+                                   "--peak-size", "512", "--peak-seconds", "0.2", capsys=capsys)
     assert any("channels_last" in line for line in lines)
     assert figures["allocator"] == "retain"
     assert figures["fp32_matmul_peak_gflops"] > 0
@@ -35,49 +51,64 @@ def test_train_speed_reports_peak_fractions(tmp_path):
     assert figures["unet_best_mode"] in {"eager", "channels_last"}
 
 
-def test_train_speed_rejects_an_unknown_mode(tmp_path):
-    done = subprocess.run([sys.executable, str(BENCH / "train_speed.py"), "--modes", "eager+fast"],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 2 and "unknown mode flag(s) ['fast'] in 'eager+fast'" in done.stderr
+def test_train_speed_rejects_an_unknown_mode(capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_benchmark("train_speed", "--modes", "eager+fast", capsys=capsys)
+    assert stop.value.code == 2 and "unknown mode flag(s) ['fast'] in 'eager+fast'" in capsys.readouterr().err
 
 
-def test_inference_speed_measures_each_batch_in_its_own_process(tmp_path):
-    _, figures = run_benchmark("inference_speed.py", "--models", "unet", "--batches", "1", "4", "--size", "32",
-                               "--seconds", "0.2", cwd=tmp_path)
+def test_inference_speed_measures_each_batch_in_its_own_process(capsys):
+    _, figures = run_benchmark("inference_speed", "--models", "unet", "--batches", "1", "4", "--size", "96",
+                               "--seconds", "0", capsys=capsys)
     assert figures["unet_b4_images_per_s"] > 0 and figures["unet_b1_images_per_s"] > 0
-    assert figures["unet_b4_activations_mib"] >= 0
+    # each process starts empty, so four images hold more activations than one
+    assert figures["unet_b4_activations_mib"] > figures["unet_b1_activations_mib"] > 0
 
 
-def test_metrics_speed_checks_equal_values_and_reports_a_speedup(tmp_path):
-    lines, figures = run_benchmark("metrics_speed.py", "--batch", "2", "--size", "32", "--repeats", "1", cwd=tmp_path)
+def test_metrics_speed_checks_equal_values_and_reports_a_speedup(capsys):
+    lines, figures = run_benchmark("metrics_speed", "--batch", "2", "--size", "32", "--repeats", "1", capsys=capsys)
     assert figures["values_equal"] is True and figures["speedup_vs_torchmetrics"] > 0
     assert any("torchmetrics" in line for line in lines)
 
 
-def test_data_speed_compares_the_loader_with_a_train_step(tmp_path):
-    _, figures = run_benchmark("data_speed.py", "--images", "16", "--batch", "4", "--size", "64",
-                               "--models", "unet", "--train-batch", "2", cwd=tmp_path)
-    assert figures["loader_images_per_s_0_workers"] > 0
-    assert figures["loader_over_fastest_train_step"] == pytest.approx(
-        figures["loader_images_per_s_0_workers"] / figures["train_step_images_per_s_unet"], rel=0.05)
+def test_data_speed_compares_the_loader_with_a_train_step(capsys):
+    lines, figures = run_benchmark("data_speed", "--images", "16", "--batch", "4", "--size", "64",
+                                   "--models", "unet", "--train-batch", "2", capsys=capsys)
+    assert figures["synth_pairs_per_s"] > 0 and figures["map_ms_per_mask"] > 0
+    assert figures["loader_images_per_s_0_workers"] > 0 and figures["loader_images_per_s_2_workers"] > 0
+    assert figures["train_step_images_per_s_unet"] > 0
+    assert any(line.strip().startswith("loader (0 workers) / unet train step") for line in lines)
 
 
-def test_quality_compares_arms_over_seeds_against_the_first(tmp_path):
+def test_ddp_speed_trains_with_one_and_two_processes(capsys):
+    lines, figures = run_benchmark("ddp_speed", "--images", "8", "--size", "32", "--epochs", "1", "--batch", "2",
+                                   capsys=capsys)
+    assert figures["images_per_s_1"] > 0 and figures["images_per_s_2"] > 0
+    assert figures["speedup_2_over_1"] == pytest.approx(figures["images_per_s_2"] / figures["images_per_s_1"],
+                                                        abs=0.01)
+    assert any("2 processes" in line for line in lines)
+
+
+def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     lines, figures = run_benchmark(
-        "quality.py", "--arms", "unet", "unet:encoder_block=residual", "--seeds", "2", "--epochs", "1",
-        "--train", "8", "--val", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking", cwd=tmp_path)
+        "quality", "--arms", "unet", "unet:encoder_block=residual", "--seeds", "2", "--epochs", "1",
+        "--train", "8", "--val", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking",
+        capsys=capsys)
     assert (tmp_path / "data/benchmark-8-4-32-s0/val").is_dir()
     assert "unet:encoder_block=residual-unet_p_value" in figures
     assert any(line.startswith("dice unet:encoder_block=residual - unet:") for line in lines)
 
 
 @pytest.mark.parametrize("recipe", ["tiny", "demo"])
-def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, recipe):
+def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monkeypatch, recipe, capsys):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)  # tempfile caches its folder: read TMPDIR again
     lines, figures = run_benchmark(
-        "tracking_overhead.py", "--recipe", recipe, "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
-        "--widths", "4", "8", "--set", "data.limit_val=4", cwd=tmp_path, env={"TMPDIR": str(scratch)})
+        "tracking_overhead", "--recipe", recipe, "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
+        "--widths", "4", "8", "--set", "data.limit_val=4", capsys=capsys)
     assert figures["recipe"] == recipe and f"{recipe} recipe: 4 images, crops of 32" in lines[0]
     assert figures["run_s_tracking_off"] > 0 and figures["run_s_tracking_on"] > 0
     assert {"overhead_fraction", "overhead_fraction_inline"} <= figures.keys()

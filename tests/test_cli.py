@@ -1,17 +1,22 @@
+import json
 import subprocess
 import sys
 
+import pytest
+
 import hybridunet
-from hybridunet.cli import main
+from hybridunet.cli import build_parser, main
+from tests.conftest import TINY
 
 
-def test_models_command_prints_params_and_gflops(capsys):
-    assert main(["models", "--filter", "*unet", "--size", "64"]) == 0
+def test_models_command_prints_params_gflops_and_descriptions(capsys):
+    assert main(["models", "--filter", "*unet*", "--size", "64"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert "params (M)" in lines[0] and "GFLOPs @ 3x64x64" in lines[0]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert set(rows) == {"hybrid_unet", "smp_unet", "unet"}
+    assert "params (M)" in lines[0] and "GFLOPs @ 3x64x64" in lines[0] and "description" in lines[0]
+    rows = {line.split()[0]: line.split(maxsplit=3)[1:] for line in lines[1:]}
+    assert {"hybrid_unet", "hybrid_unet_resdec", "smp_unet", "unet"} <= set(rows)
     assert float(rows["unet"][0]) > 7 and float(rows["unet"][1]) > 0
+    assert "residual-SE decoder" in rows["hybrid_unet_resdec"][2]
 
 
 def test_python_dash_m_runs_the_cli():
@@ -19,3 +24,67 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "hybridunet", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"hybridunet {hybridunet.__version__}"
+
+
+def test_help_and_parsing_import_no_torch_smp_or_timm():
+    code = (
+        "import sys\n"
+        "from hybridunet.cli import build_parser\n"
+        "p = build_parser()\n"
+        "for argv in (['train', '--config', 'x.yaml', 'train.epochs=2'], ['compare', '--experiment', 'e'],\n"
+        "             ['data', 'synth', '--out', 'd'], ['eval', '--checkpoint', 'c']):\n"
+        "    p.parse_known_args(argv)\n"
+        "import hybridunet\n"
+        "print(sorted(m for m in ('torch', 'timm', 'segmentation_models_pytorch', 'mlflow', 'optuna') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_building_a_unet_imports_neither_smp_nor_timm():
+    code = ("import sys, hybridunet as hu\nhu.create_model('unet')\n"
+            "print([m for m in ('timm', 'segmentation_models_pytorch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_command_answers_help(capsys):
+    parser = build_parser()
+    for argv in (["--help"], *([c, "--help"] for c in ("models", "train", "eval", "predict", "tune", "compare",
+                                                        "demo", "data")), ["data", "synth", "--help"]):
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args(argv)
+        assert stop.value.code == 0
+    assert "key=value" in capsys.readouterr().out
+
+
+def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(tmp_path, capsys, monkeypatch):
+    assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope.yaml not found" in err
+    from hybridunet.errors import ConfigError
+
+    with pytest.raises(ConfigError):  # --debug shows the traceback of a user error too
+        main(["train", "--config", str(tmp_path / "nope.yaml"), "--debug"])
+
+    def bug(*args, **kwargs):
+        raise ValueError("a programming error deep in training")
+
+    monkeypatch.setattr("hybridunet.engine.fit", bug)
+    with pytest.raises(ValueError, match="programming error"):
+        main(["train", "--config", str(TINY)])
+
+
+def test_compare_refuses_a_repeated_seed_and_a_zero_count(capsys):
+    assert main(["compare", "--configs", str(TINY), str(TINY), "--seeds", "1", "2", "1"]) == 2
+    assert "seed(s) [1] listed more than once" in capsys.readouterr().err
+    assert main(["compare", "--configs", str(TINY), str(TINY), "--seeds", "0"]) == 2
+    assert "--seeds 0" in capsys.readouterr().err
+
+
+def test_data_synth_calls_the_generator_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["data", "synth", "--out", str(out), "--train", "2", "--val", "1", "--size", "32"]) == 0
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["1.jpg", "2.jpg"]
+    assert main(["data", "synth", "--out", str(out), "--train", "2", "--val", "1", "--size", "32"]) == 2
+    assert "already holds data (2 files); pass --overwrite" in capsys.readouterr().err

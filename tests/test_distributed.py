@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+import torch
+
 from hybridunet.data.loader import EpochSampler
+from hybridunet.engine import evaluate_checkpoint, json_safe
 from tests.conftest import TINY
 
 REPO = Path(__file__).parents[1]
@@ -31,8 +34,8 @@ def test_ranks_get_disjoint_training_samples_and_validation_sees_each_once(size)
         assert sorted(val[0] + val[1]) == list(range(size))
 
 
-def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_data, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_data, tmp_path, mlflow_store):
+    uri = mlflow_store
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "hybridunet", "train", "--config", str(TINY), f"data.root={tiny_data}",
            f"train.out_dir={tmp_path / 'run'}", "train.val_batch_size=1", "tracking.enabled=true",
@@ -49,9 +52,12 @@ def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_d
     assert [r.info.status for r in runs] == ["FINISHED"] and runs[0].info.run_id == trained["run_id"]
 
     # same thread count as the ranks: float sums differ across thread counts, flipping near-tie pixels
-    evaluated = subprocess.run([sys.executable, "-m", "hybridunet", "eval", "--checkpoint", trained["checkpoint"],
-                                "--batch-size", "1"], capture_output=True, text=True, env=env, check=True)
-    single = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = json_safe(evaluate_checkpoint(trained["checkpoint"], batch_size=1))
+    finally:
+        torch.set_num_threads(threads)
     for key in ("dice", "miou", "pixel_acc", "per_class_dice"):
         assert single[key] == trained[key], key  # 5 validation images split 3 + 2: none twice, none missed
     assert single["loss"] == pytest.approx(trained["loss"], rel=1e-9)

@@ -183,8 +183,13 @@ def test_smp_encoder_weights_load_from_a_local_file(tmp_path, offline):
 
 def test_summary_counts_params_and_flops_with_torch_counter():
     model = hu.create_model("unet", num_classes=2, widths=(4, 8), in_channels=1)
-    assert count_params(model) == sum(p.numel() for p in model.parameters())
-    # One 3x3 conv 1->4 at 8x8 is 2*9*4*64 FLOPs; the whole net must count more than that.
+    # By hand: encoder 1->4 (36 + 8 BN + 144 + 8 BN) and 4->8 (288 + 16 + 576 + 16); transposed
+    # conv 8->4 (128 + 4); decoder 8->4 (288 + 8 + 144 + 8); head 4->2 (8 + 2).
+    assert count_params(model) == 196 + 896 + 132 + 448 + 10 == 1682
+    model.head.requires_grad_(False)
+    assert count_params(model) == 1682 - 10  # frozen parameters are not trainable
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    assert count_flops(conv, (1, 8, 8)) == 2 * 9 * 4 * 64  # a multiply-add counts two
     assert count_flops(model, (1, 8, 8)) > 2 * 9 * 4 * 64
     assert count_flops(hu.create_model("hybrid_unet"), (3, 64, 64)) > count_flops(hu.create_model("unet"), (3, 64, 64))
 
@@ -201,3 +206,18 @@ def test_layer_scaled_transformer_bottleneck_starts_as_the_identity_and_learns()
     assert block.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
     plain = TransformerBottleneck(32, heads=4)(x)  # post-norm: each token normalised
     assert plain.mean(1).abs().max() < 1e-4
+
+
+def test_presets_are_data_rows_with_metadata_and_labels_name_their_overrides():
+    from hybridunet.models import MODELS, PRESETS, preset_of, run_label
+
+    assert [p.name for p in PRESETS] == ["unet", "hybrid_unet", "hybrid_unet_resdec"]
+    resdec = preset_of("hybrid_unet_resdec")
+    assert resdec.parts == {**preset_of("hybrid_unet").parts, "decoder_block": "residual_se", "upsampler": "bilinear"}
+    assert resdec.description and resdec.reference and MODELS.info("unet").normalize == "imagenet"
+    model = hu.create_model("hybrid_unet_resdec", widths=(8, 16, 32), bottleneck_kwargs={"heads": 4})
+    assert type(model.decoder[0]).__name__ == "ResidualBlock" and type(model.upsamplers[0]).__name__ == "BilinearUp"
+    assert preset_of("smp_unet") is None and "segmentation-models-pytorch" in MODELS.info("smp_unet")["description"]
+    assert run_label("hybrid_unet", {"decoder_block": "residual_se", "encoder_block": "residual_se"}) == \
+        "hybrid_unet+decoder_block=residual_se"  # the preset's own part is no override
+    assert run_label("smp_unet", {"encoder_name": "resnet34"}) == "smp_unet"

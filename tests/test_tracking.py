@@ -1,4 +1,4 @@
-"""Tracking against a real MLflow server on 127.0.0.1, read back through MlflowClient."""
+"""Tracking read back through MlflowClient: a sqlite store, and once a real MLflow server on 127.0.0.1."""
 
 import os
 import socket
@@ -19,19 +19,26 @@ from tests.conftest import tiny_config
 from tests.test_engine import CrashAfter
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> str:
+@pytest.fixture
+def server(tmp_path_factory, request) -> str:
+    """`mlflow server` on 127.0.0.1 with a PostgreSQL backend (the README's team recipe), or
+    sqlite where no PostgreSQL can be started here; artifacts in a local folder."""
     root = tmp_path_factory.mktemp("mlflow")
+    try:
+        backend = request.getfixturevalue("postgres").createdb(f"mlflow_{root.name.lower()}")
+        pytest.importorskip("psycopg")
+    except pytest.skip.Exception:
+        backend = f"sqlite:///{root / 'mlflow.db'}"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [
         sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
-        "--workers", "1",
+        "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
     ]
     log = open(root / "server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job consumers: starts faster
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
@@ -53,16 +60,19 @@ def tracked(tiny_data: Path, out: Path, uri: str, *overrides: str):
                        "tracking.experiment=tests", "tracking.log_images=2", *overrides)
 
 
-@pytest.mark.parametrize("background", ["true", "false"])
-def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data, tmp_path, server, background):
-    config = tracked(tiny_data, tmp_path, server, f"tracking.background={background}")
-    result = fit(config, callbacks=[MLflowCallback(config.tracking)])
-    client = MlflowClient(server)
+def check_training_run(uri: str, result: dict) -> None:
+    """What every tracked training logs, read back through MlflowClient."""
+    client = MlflowClient(uri)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "2" and run.data.params["model.name"] == "unet"
-    assert run.data.tags["model"] == "unet" and run.data.tags["seed"] == "0"
+    assert run.data.params["resolved.amp"] in {"none", "bf16"}
+    assert run.data.tags["model"] == "unet" and run.data.tags["seed"] == "0" and run.data.tags["label"] == "unet"
     assert run.data.tags["hybridunet_version"] == hybridunet.__version__
+    for key in ("data.fingerprint", "precision.amp", "hardware", "config.hash", "version.torch", "version.timm",
+                "version.segmentation-models-pytorch"):
+        assert run.data.tags[key] not in ("", "not installed"), key
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode == 0:  # the tests run from a checkout: its commit is tagged
         assert run.data.tags["git_commit"] == run.data.tags["mlflow.source.git.commit"] == head.stdout.strip()
@@ -81,23 +91,38 @@ def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data
         "plots/confusion_matrix.png", "plots/learning_curves.png"}
 
 
+def test_a_server_on_postgresql_records_a_training_and_a_comparison(tiny_data, tmp_path, server):
+    config = tracked(tiny_data, tmp_path / "train", server)
+    check_training_run(server, fit(config, callbacks=[MLflowCallback(config.tracking)]))
+    check_comparison(server, tiny_data, tmp_path / "compare")
+
+
+@pytest.mark.parametrize("background", ["true", "false"])
+def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data, tmp_path, mlflow_store, background):
+    config = tracked(tiny_data, tmp_path, mlflow_store, f"tracking.background={background}")
+    check_training_run(mlflow_store, fit(config, callbacks=[MLflowCallback(config.tracking)]))
+
+
 @pytest.mark.parametrize("error,status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")])
-def test_a_run_that_stops_is_never_left_running(tiny_data, tmp_path, server, error, status):
-    config = tracked(tiny_data, tmp_path, server)
+def test_a_run_that_stops_is_never_left_running(tiny_data, tmp_path, mlflow_store, error, status):
+    config = tracked(tiny_data, tmp_path, mlflow_store)
     tracker = MLflowCallback(config.tracking)
     with pytest.raises(error):
         fit(config, callbacks=[tracker, CrashAfter(0, error)])
-    run = MlflowClient(server).get_run(tracker.run_id)
+    run = MlflowClient(mlflow_store).get_run(tracker.run_id)
     assert run.info.status == status and "simulated crash" in run.data.tags["error"]
 
 
-def test_compare_nests_seed_runs_and_its_table_equals_the_child_metrics(tiny_data, tmp_path, server):
+def check_comparison(server: str, tiny_data: Path, tmp_path: Path) -> None:
+    """A two-arm, two-seed comparison is a parent run with every training nested under it."""
     configs = [
         ("unet", tracked(tiny_data, tmp_path, server, "tracking.experiment=cmp", "train.epochs=1")),
         ("hybrid", tracked(tiny_data, tmp_path, server, "tracking.experiment=cmp", "train.epochs=1",
                            "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}")),
     ]
-    arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp")
+    lines = []
+    arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp", progress=lines.append)
+    assert len(lines) == 4 and lines[0].startswith("[1/4] unet seed 0: Dice ")
     client = MlflowClient(server)
     for arm in arms:
         assert arm.seeds == [0, 1]
@@ -112,6 +137,56 @@ def test_compare_nests_seed_runs_and_its_table_equals_the_child_metrics(tiny_dat
         "compare/table.txt", "compare/summary.json", "compare/dice.png"}
     from_mlflow = {a.label: sorted(a.dice) for a in arms_from_mlflow("cmp", server)}
     assert from_mlflow == {"unet": sorted(arms[0].dice), "hybrid_unet": sorted(arms[1].dice)}
+
+
+def test_a_failed_comparison_leaves_its_parent_failed(tiny_data, tmp_path, mlflow_store, monkeypatch):
+    from hybridunet import compare
+
+    def broken(config, callbacks=()):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(compare, "fit", broken)
+    config = tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=cmp-failed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_comparison([("a", config), ("b", config)], [0], out_dir=tmp_path / "cmp")
+    client = MlflowClient(mlflow_store)
+    (parent,) = client.search_runs([client.get_experiment_by_name("cmp-failed").experiment_id])
+    assert parent.info.status == "FAILED" and parent.data.tags["compare"] == "parent"
+
+
+def test_compare_experiment_groups_by_label_keeps_the_newest_run_per_seed_and_warns(tiny_data, tmp_path,
+                                                                                   mlflow_store):
+    runs = iter(range(100))
+
+    def train(seed: int, *overrides: str) -> dict:
+        config = tracked(tiny_data, tmp_path / f"run{next(runs)}", mlflow_store, "tracking.experiment=by-label",
+                         "train.epochs=1", "tracking.log_images=0", f"seed={seed}", *overrides)
+        return fit(config, callbacks=[MLflowCallback(config.tracking)])
+
+    train(0)
+    newest = train(0)  # the same label and seed again: only the newer counts
+    other_recipe = train(1, "optim.lr=0.01")  # same label, another recipe
+    variant = train(0, "model.decoder_block=residual")
+    notes: list[str] = []
+    arms = {a.label: a for a in arms_from_mlflow("by-label", mlflow_store, notes=notes.append)}
+    assert set(arms) == {"unet", "unet+decoder_block=residual"}
+    assert sorted(arms["unet"].run_ids) == sorted([newest["run_id"], other_recipe["run_id"]])
+    assert arms["unet+decoder_block=residual"].dice == [variant["dice"]]
+    assert "unet: skipped 1 older run(s) of a seed that has a newer one" in notes
+    assert any(n.startswith("warning: runs labelled unet differ in their result-changing config") for n in notes)
+    assert not any("labelled unet+decoder_block" in n for n in notes)
+
+
+def test_a_seed_listed_twice_fails_before_any_training(tiny_data, tmp_path):
+    from hybridunet.compare import Arm, paired
+    from hybridunet.errors import UsageError
+
+    config = tiny_config(tiny_data, tmp_path)
+    with pytest.raises(UsageError, match=r"seed\(s\) \[1\] listed more than once"):
+        run_comparison([("a", config), ("b", config)], [0, 1, 1], tracking=False)
+    assert not (tmp_path / "outputs").exists()
+    with pytest.raises(UsageError, match="arm 'b' holds seed"):
+        paired(Arm("a", [0, 1], [0.1, 0.2], []), Arm("b", [0, 0], [0.3, 0.4], []))
 
 
 def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeypatch, capsys):

@@ -12,6 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from hybridunet.cli import main
 from hybridunet.config import ConfigError
 from hybridunet.tuning import FINISHED, load_search_space, tune
 from tests.conftest import TINY, tiny_config
@@ -37,13 +38,14 @@ def finished(storage: str, name: str) -> list:
     return optuna.load_study(study_name=name, storage=storage).get_trials(states=FINISHED)
 
 
-def test_a_three_trial_study_completes_with_nested_mlflow_runs(tiny_data, tmp_path, monkeypatch):
+def test_a_three_trial_study_completes_with_nested_mlflow_runs(tiny_data, tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
     base = tiny_config(tiny_data, tmp_path / "unused", "train.epochs=1", "tracking.enabled=true",
-                       f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "tracking.experiment=study")
+                       f"tracking.uri={mlflow_store}", "tracking.experiment=study")
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = tune(base, load_search_space(write_space(tmp_path), base), trials=3, storage=storage, study_name="s3")
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    assert study.metric_names == ["val_dice"]  # optuna-dashboard labels the objective
     client = MlflowClient(base.tracking.uri)
     parent_id = study.user_attrs["mlflow_parent_run_id"]
     experiment = client.get_experiment_by_name("study").experiment_id
@@ -75,10 +77,11 @@ def test_a_hopeless_trial_is_pruned(tiny_data, tmp_path, monkeypatch):
     assert len(study.trials[1].intermediate_values) < 3
 
 
-def _tune_cmd(tmp_path: Path, space: Path, storage: str, trials: int, study: str) -> list[str]:
+def _tune_cmd(tmp_path: Path, space: Path, storage: str, trials: int, study: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "hybridunet", "tune", "--config", str(TINY), "--search", str(space),
-            "--trials", str(trials), "--storage", storage, "--study", study,
-            f"data.root={os.environ['TINY_DATA']}", "train.epochs=2", "tracking.enabled=false"]
+            "--trials", str(trials), "--storage", storage, "--study", study, *extra,
+            f"data.root={os.environ['TINY_DATA']}", "train.epochs=2", "data.limit_train=8", "data.limit_val=4",
+            "data.size=32", "tracking.enabled=false"]
 
 
 @pytest.fixture
@@ -87,46 +90,75 @@ def env(tiny_data, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
 
 
-def test_a_killed_study_resumes_without_repeating_finished_trials(env, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    space = write_space(tmp_path)
-    proc = subprocess.Popen(_tune_cmd(tmp_path, space, storage, 4, "killed"), cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(
+        env, tmp_path, optuna_storage):
+    storage, space = optuna_storage, write_space(tmp_path)
+    cmd = _tune_cmd(tmp_path, space, storage, 4, "killed", "--heartbeat", "1")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
-    while True:
-        time.sleep(0.5)
+    while True:  # kill it mid-trial: one trial finished, the next one running
+        time.sleep(0.2)
         try:
-            if len(finished(storage, "killed")) >= 1:
-                break
+            trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
         except KeyError:  # study not created yet
-            pass
-        assert proc.poll() is None and time.time() < deadline, "the first trial never finished"
+            continue
+        if sum(t.state in FINISHED for t in trials) >= 1 and any(t.state == TrialState.RUNNING for t in trials):
+            break
+        assert proc.poll() is None and time.time() < deadline, "no trial was running after a finished one"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = {t.number: t.params for t in finished(storage, "killed")}
+    trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
+    (left,) = [t.number for t in trials if t.state == TrialState.RUNNING]
+    before = {t.number: t.params for t in trials if t.state in FINISHED}
     assert 1 <= len(before) < 4
-    subprocess.run(_tune_cmd(tmp_path, space, storage, 4, "killed"), cwd=tmp_path, check=True, capture_output=True)
-    after = finished(storage, "killed")
-    assert len(after) == 4
+    time.sleep(3.5)  # three heartbeats missed: the trial is stale
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    study = optuna.load_study(study_name="killed", storage=storage)
+    assert study.trials[left].state == TrialState.FAIL  # marked by the heartbeat, then run again
+    after = study.get_trials(states=FINISHED)
+    assert len(after) == 4 and len({t.number for t in after}) == 4
     assert all(before[t.number] == t.params for t in after if t.number in before)  # kept, not rerun
-    assert len({t.number for t in after}) == 4
+    (retry,) = [t for t in after if t.system_attrs.get("failed_trial") == left]  # its parameters, once more
+    assert retry.params == study.trials[left].params
 
 
-def test_two_workers_share_one_study_without_duplicates(env, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+def test_two_workers_together_finish_exactly_the_trials_asked_for(env, tmp_path, optuna_storage, mlflow_store):
+    storage = optuna_storage
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")
     space = write_space(tmp_path)
-    workers = [subprocess.Popen(_tune_cmd(tmp_path, space, storage, 4, "shared"), cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    tracking = ["tracking.enabled=true", f"tracking.uri={mlflow_store}", f"tracking.experiment=shared-{tmp_path.name}",
+                "tracking.log_images=0"]
+    cmd = [c for c in _tune_cmd(tmp_path, space, storage, 4, "shared") if c != "tracking.enabled=false"] + tracking
+    workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for _ in range(2)]
     for w in workers:
         assert w.wait(timeout=400) == 0, w.stderr.read().decode()[-3000:]
-    trials = finished(storage, "shared")
-    assert 4 <= len(trials) <= 5  # a worker may start one trial while the other finishes the 4th
-    assert len({t.number for t in trials}) == len(trials)
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials(states=FINISHED)
+    assert len(trials) == 4 and len({t.number for t in trials}) == 4
+    assert all(t.user_attrs.get("surplus") for t in study.get_trials(states=(TrialState.FAIL,)))
     folders = sorted(p.name for p in (tmp_path / "outputs" / "tune-shared").iterdir() if p.is_dir())
-    trained = [t for t in optuna.load_study(study_name="shared", storage=storage).trials
-               if "duplicate_of" not in t.user_attrs]  # a repeated combination reuses a result, no folder
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]  # a repeat reuses a result: no folder
     assert folders == sorted(f"trial-{t.number:04d}" for t in trained)
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name(f"shared-{tmp_path.name}").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.study = 'parent'")  # one parent for both workers
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(int(c.data.tags["optuna.trial"]) for c in children) == sorted(t.number for t in trained)
+    assert {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_an_unreachable_storage_fails_at_once_naming_host_and_port(tmp_path, capsys):
+    from hybridunet.testing.postgres import free_port
+
+    port = free_port()  # nothing listens there
+    start = time.monotonic()
+    assert main(["tune", "--config", str(TINY), "--search", str(write_space(tmp_path)), "--trials", "1",
+                 "--storage", f"postgresql://u:secret@127.0.0.1:{port}/optuna"]) == 2
+    err = capsys.readouterr().err
+    assert time.monotonic() - start < 15
+    assert f"cannot reach the Optuna storage postgresql at 127.0.0.1:{port}" in err and "secret" not in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

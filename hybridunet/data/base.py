@@ -12,11 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hybridunet.errors import DataError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class DataError(ValueError):
-    """A data file or folder is missing, unreadable or not what was expected."""
 
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from hybridunet.data.labels import LABELS, label_id_to_train_id
+from hybridunet.errors import OutputExistsError
 
 # labelIds (see labels.LABELS)
 EGO, STATIC, GROUND, ROAD, SIDEWALK, PARKING = 1, 4, 6, 7, 8, 9
@@ -400,9 +401,21 @@ def write_split(
 
 
 def synthesize(
-    out: str | Path, train: int = 200, val: int = 50, size: int = 256, seed: int = 0, labels: bool = False
+    out: str | Path, train: int = 200, val: int = 50, size: int = 256, seed: int = 0, labels: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a synthetic data set in the Kaggle layout (``out/train``, ``out/val``)."""
-    for split, count in (("train", train), ("val", val)):
+    """Write a synthetic data set in the Kaggle layout (``out/train``, ``out/val``).
+
+    Data already in a split's folders is replaced only with `overwrite`."""
+    out = Path(out)
+    splits = {"train": train, "val": val}
+    for split in splits:
+        existing = [*(out / split).glob("*.jpg"), *(out / f"{split}_labels").glob("*.png")]
+        if existing and not overwrite:
+            raise OutputExistsError(f"{out / split} already holds data ({len(existing)} files); "
+                                    "pass --overwrite to replace it")
+        for path in existing:
+            path.unlink()
+    for split, count in splits.items():
         write_split(out, split, count, size=size, seed=seed, labels=labels)
-    return Path(out)
+    return out

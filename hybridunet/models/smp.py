@@ -10,7 +10,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
@@ -49,6 +48,8 @@ class SmpModel(nn.Module):
         weights_path: str | Path | None = None,
         **smp_kwargs: Any,
     ) -> None:
+        import segmentation_models_pytorch as smp  # imported when a peer is built: it takes seconds
+
         super().__init__()
         self.model = smp.create_model(
             arch,
@@ -78,4 +79,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
 
 
 for _name, _arch in SMP_ARCHITECTURES.items():
-    MODELS.register(_name, partial(SmpModel, _arch))
+    MODELS.register(_name, partial(SmpModel, _arch), info={
+        "description": f"segmentation-models-pytorch {_arch} (resnet18 encoder by default, random init)",
+        "reference": "https://github.com/qubvel-org/segmentation_models.pytorch",
+    })

@@ -1,15 +1,14 @@
-"""One UNet assembled from named parts; `unet` and `hybrid_unet` are presets of it."""
+"""One UNet assembled from named parts; `unet`, `hybrid_unet` and friends are presets of it
+(models/presets.py)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridunet.models.registry import MODELS
 from hybridunet.nn import BLOCKS, BOTTLENECKS, SKIPS, UPSAMPLERS, pad_to_multiple
 
 DEFAULT_WIDTHS = (32, 64, 128, 256, 512)
@@ -129,13 +128,3 @@ def _resolve_widths(widths: Sequence[int], depth: int | None) -> tuple[int, ...]
     while len(widths) < depth + 1:
         widths += (widths[-1] * 2,)
     return widths[: depth + 1]
-
-
-# Presets are rows of data for the one assembler (as timm's are), not classes.
-UNET_PARTS = dict(
-    encoder_block="double_conv", decoder_block="double_conv", skip="concat", bottleneck="identity", upsampler="transpose"
-)
-HYBRID_UNET_PARTS = dict(UNET_PARTS, encoder_block="residual_se", skip="attention_gate", bottleneck="transformer")
-
-MODELS.register("unet", partial(UNet, **UNET_PARTS))
-MODELS.register("hybrid_unet", partial(UNet, **HYBRID_UNET_PARTS))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import SEModule
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
@@ -39,7 +38,12 @@ class ResidualBlock(nn.Module):
         self.conv2 = Conv2dNormActivation(
             out_channels, out_channels, kernel_size=3, activation_layer=None
         )
-        self.se = SEModule(out_channels, rd_ratio=se_ratio) if se_ratio else nn.Identity()
+        if se_ratio:
+            from timm.layers import SEModule  # timm loads in seconds: only for the models that use it
+
+            self.se = SEModule(out_channels, rd_ratio=se_ratio)
+        else:
+            self.se = nn.Identity()
         self.shortcut = (
             nn.Identity()
             if in_channels == out_channels

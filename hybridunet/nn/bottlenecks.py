@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from timm.layers import build_sincos2d_pos_embed
-from timm.models.vision_transformer import Block
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
@@ -81,7 +79,11 @@ class TransformerBottleneck(nn.Module):
         dropout: float = 0.0,
         layer_scale: float | None = None,
     ) -> None:
+        from timm.layers import build_sincos2d_pos_embed  # timm loads in seconds: only when used
+        from timm.models.vision_transformer import Block
+
         super().__init__()
+        self._pos_embed = build_sincos2d_pos_embed
         if channels % 4 or channels % heads:
             raise ValueError(
                 f"transformer bottleneck: channels={channels} must be divisible by 4 "
@@ -99,7 +101,7 @@ class TransformerBottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        pos = build_sincos2d_pos_embed([h, w], dim=c, device=x.device, dtype=x.dtype)
+        pos = self._pos_embed([h, w], dim=c, device=x.device, dtype=x.dtype)
         tokens = self.blocks(x.flatten(2).transpose(1, 2) + pos)
         tokens = tokens - pos if self.residual else self.norm(tokens)  # the residual form returns to the CNN map
         return tokens.transpose(1, 2).reshape(n, c, h, w)

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from hybridunet import checkpoint
 from hybridunet.checkpoint import read_checkpoint, save_checkpoint
+from hybridunet.config import load_config
 from hybridunet.engine import fit
 from hybridunet.models import create_model
 from hybridunet.tracking import MLflowCallback
@@ -25,9 +26,9 @@ from tests.conftest import TINY, tiny_config
 REPO = Path(__file__).parents[2]
 
 
-def train_cmd(tiny_data: Path, out: Path, uri: str, *extra: str) -> list[str]:
+def train_cmd(tiny_data: Path, out: Path, uri: str, *extra: str, experiment: str = "faults") -> list[str]:
     return [sys.executable, "-m", "hybridunet", "train", "--config", str(TINY), f"data.root={tiny_data}",
-            f"train.out_dir={out}", "tracking.enabled=true", f"tracking.uri={uri}", "tracking.experiment=faults",
+            f"train.out_dir={out}", "tracking.enabled=true", f"tracking.uri={uri}", f"tracking.experiment={experiment}",
             "train.epochs=4", "data.limit_train=16", *extra]
 
 
@@ -51,10 +52,9 @@ def env(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
 
 
-def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tiny_data, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    whole = subprocess.run(train_cmd(tiny_data, tmp_path / "whole", uri), capture_output=True, text=True, check=True)
-    expected = json.loads(whole.stdout.strip().splitlines()[-1])
+def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tiny_data, tmp_path, mlflow_store):
+    uri = mlflow_store
+    expected = fit(load_config(TINY, train_cmd(tiny_data, tmp_path / "whole", uri)[6:]))  # in this process
 
     proc = subprocess.Popen(train_cmd(tiny_data, tmp_path / "killed", uri), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     wait_for_epoch(tmp_path / "killed", 1, proc)
@@ -62,9 +62,8 @@ def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tin
     proc.wait()
     assert not list((tmp_path / "killed").glob(".*.tmp"))  # a half-written checkpoint never takes a real name
 
-    resumed = subprocess.run(train_cmd(tiny_data, tmp_path / "killed", uri, "--resume"), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    result = json.loads(resumed.stdout.strip().splitlines()[-1])
+    config = load_config(TINY, train_cmd(tiny_data, tmp_path / "killed", uri)[6:])
+    result = fit(config, callbacks=[MLflowCallback(config.tracking)], resume=True)
     for key in ("dice", "miou", "pixel_acc", "loss", "per_class_dice", "soft_dice_study"):
         assert result[key] == expected[key], key
     client = MlflowClient(uri)
@@ -73,11 +72,11 @@ def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tin
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_dice")) == [0, 1, 2, 3]
 
 
-def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(env, tiny_data, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(env, tiny_data, tmp_path, mlflow_store):
+    uri = mlflow_store
     # A shell that starts a job in the background makes it ignore SIGINT, and children inherit
     # that; start the training as a terminal's foreground job would be, with SIGINT's default.
-    proc = subprocess.Popen(train_cmd(tiny_data, tmp_path / "run", uri, "train.epochs=50"),
+    proc = subprocess.Popen(train_cmd(tiny_data, tmp_path / "run", uri, "train.epochs=50", experiment="faults-ctrl-c"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_epoch(tmp_path / "run", 0, proc)
@@ -86,15 +85,16 @@ def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(env,
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err and "--resume" in err
     _, meta = read_checkpoint(tmp_path / "run" / "last.safetensors")
-    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("faults").experiment_id])
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("faults-ctrl-c").experiment_id])
     assert [r.info.status for r in runs] == ["KILLED"]
     assert runs[0].info.run_id == meta["info"]["mlflow_run_id"]
 
 
-def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
-    from hybridunet import engine
+def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch,
+                                                                         mlflow_store):
+    from hybridunet.engine import build, training as fit_module
 
-    real = engine.build_loss
+    real = build.build_loss
 
     class ExplodesInEpoch2(torch.nn.Module):
         def __init__(self, config):
@@ -108,8 +108,8 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_d
 
     loss_that_explodes_in_epoch_2 = ExplodesInEpoch2
 
-    monkeypatch.setattr(engine, "build_loss", loss_that_explodes_in_epoch_2)
-    config = tiny_config(tiny_data, tmp_path, "tracking.enabled=true", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}")
+    monkeypatch.setattr(fit_module, "build_loss", loss_that_explodes_in_epoch_2)
+    config = tiny_config(tiny_data, tmp_path, "tracking.enabled=true", f"tracking.uri={mlflow_store}")
     tracker = MLflowCallback(config.tracking)
     with pytest.raises(FloatingPointError, match=r"loss is (inf|nan) at epoch 2, step 1: lower the learning rate"):
         fit(config, callbacks=[tracker])

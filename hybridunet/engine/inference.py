@@ -1,0 +1,129 @@
+"""Using a trained model: evaluate a checkpoint on a split, predict masks for image files."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hybridunet.checkpoint import load_model
+from hybridunet.config import parse_config
+from hybridunet.data import eval_transform, make_loader
+from hybridunet.engine.build import build_loss, open_split
+from hybridunet.engine.device import Precision, pick_device, resolve_precision
+from hybridunet.engine.loops import FP32, evaluate
+from hybridunet.errors import MissingFileError, OutputExistsError, UsageError
+
+
+def stored_precision(meta: dict[str, Any], device: torch.device) -> Precision:
+    """The precision a checkpoint was trained in, where `device` supports it; else what
+    `auto` picks here (said on stderr)."""
+    stored = meta.get("precision") or {"amp": meta["config"]["train"].get("amp", "none"),
+                                       "channels_last": meta["config"]["train"].get("channels_last", False)}
+    precision = resolve_precision(device, stored["amp"], stored["channels_last"], strict=False)
+    if precision.amp != stored["amp"] and stored["amp"] != "auto":
+        print(f"hybridunet: trained with amp={stored['amp']}, which {device.type} does not run; using {precision}",
+              file=sys.stderr)
+    return precision
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, split: str = "val",
+                        batch_size: int | None = None, device: str = "auto") -> dict[str, Any]:
+    """Metrics of a checkpoint on a split: the run's own data, or all of another data set's split."""
+    dev = pick_device(device)
+    model, meta = load_model(checkpoint, dev)
+    config = parse_config(meta["config"], f"the config stored in {checkpoint}")
+    if data is not None:  # another data set: all of its split, not the training run's subset
+        config.data = config.data.model_copy(update={"root": str(data), "limit_val": None})
+    precision = stored_precision(meta, dev)
+    model = model.to(memory_format=precision.memory_format)
+    loader = make_loader(open_split(config, split, train=False),
+                         batch_size or config.train.val_batch_size or config.train.batch_size,
+                         num_workers=config.data.num_workers)
+    return evaluate(model, loader, config.model.num_classes, build_loss(config).to(dev), meta["class_names"],
+                    dev, precision)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    image: np.ndarray,
+    normalize: str = "imagenet",
+    size: int | None = None,
+    device: torch.device | str = "cpu",
+    precision: Precision = FP32,
+) -> np.ndarray:
+    """Class mask (H, W) uint8 for an RGB uint8 image of any size.
+
+    With `size`, the image is resized to size x size for the model and the logits resized
+    back (bilinear) to the input's size; otherwise the model sees the image as it is.
+    """
+    device = torch.device(device)
+    h, w = image.shape[:2]
+    x = eval_transform(size, normalize)(image=image)["image"][None].to(device, memory_format=precision.memory_format)
+    model.eval()
+    with precision.autocast(device):
+        logits = model(x)
+    logits = logits.float()
+    if logits.shape[-2:] != (h, w):
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class PredictionFiles:
+    image: Path
+    mask: Path
+    overlay: Path
+
+
+def prediction_targets(source: str | Path, out: str | Path, overwrite: bool = False) -> list[PredictionFiles]:
+    """The images under `source` (a file or a folder) and the files their predictions go to;
+    fails before any work when an output exists and `overwrite` is not set."""
+    from hybridunet.data.base import IMAGE_SUFFIXES
+
+    source, out = Path(source), Path(out)
+    if source.is_dir():
+        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file():
+        images = [source]
+    else:
+        raise MissingFileError(f"input {source} does not exist")
+    if not images:
+        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+    targets = [PredictionFiles(p, out / f"{p.stem}_mask.png", out / f"{p.stem}_overlay.png") for p in images]
+    existing = [str(f) for t in targets for f in (t.mask, t.overlay) if f.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{len(existing)} output files exist already (e.g. {existing[0]}); pass --overwrite to replace them")
+    return targets
+
+
+def predict_files(checkpoint: str | Path, source: str | Path, out: str | Path, size: int | None = None,
+                  overwrite: bool = False, device: str = "auto") -> list[PredictionFiles]:
+    """Write a colour mask and an overlay PNG per image of `source`; returns what was written."""
+    import cv2
+
+    from hybridunet.data.base import read_image
+    from hybridunet.data.labels import colorize
+
+    targets = prediction_targets(source, out, overwrite)
+    dev = pick_device(device)
+    model, meta = load_model(checkpoint, dev)
+    precision = stored_precision(meta, dev)
+    model = model.to(memory_format=precision.memory_format)
+    normalize = meta["config"]["data"]["normalize"]
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for t in targets:
+        image = read_image(t.image)
+        colours = colorize(predict(model, image, normalize, size, dev, precision))
+        overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
+        cv2.imwrite(str(t.mask), colours[..., ::-1])
+        cv2.imwrite(str(t.overlay), overlay[..., ::-1])
+    return targets

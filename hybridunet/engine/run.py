@@ -1,0 +1,63 @@
+"""The record of a training run and the callback interface observers implement."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hybridunet.config import ExperimentConfig
+from hybridunet.data.base import SegmentationDataset
+from hybridunet.engine.device import Precision
+from hybridunet.metrics import ConfusionMatrix
+
+
+class Callback:
+    """Observer of a training run; every hook is optional."""
+
+    def on_fit_start(self, run: "Run") -> None: ...
+
+    def on_epoch_end(self, run: "Run", epoch: int, metrics: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, run: "Run", result: dict[str, Any]) -> None:
+        """Called with the result about to be returned; may add keys to it (e.g. `run_id`)."""
+
+    def on_exception(self, run: "Run", error: BaseException) -> None: ...
+
+
+@dataclass
+class Run:
+    """What a training run is made of; callbacks read it."""
+
+    config: ExperimentConfig
+    out_dir: Path
+    model: nn.Module
+    device: torch.device
+    precision: Precision
+    class_names: list[str]
+    val_data: SegmentationDataset
+    train_data: SegmentationDataset | None = None
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    resumed: bool = False
+    val_confusion: ConfusionMatrix | None = None  # of the latest validation
+    best_confusion: ConfusionMatrix | None = None  # of the best validation in this process
+    keep_val_samples: int = 0  # callbacks ask for this many validation pictures per epoch
+    val_samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (inputs, targets, predictions)
+    info: dict[str, Any] = field(default_factory=dict)  # free slot for callbacks (e.g. an MLflow run id)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become None, so the result is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -1,0 +1,180 @@
+"""`fit(config)`: data -> model -> epochs of training and validation -> checkpoints.
+
+It knows nothing of MLflow: trackers and other observers plug in through `Callback`, so
+training runs and tests stay fast with tracking off.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from hybridunet import distributed
+from hybridunet.allocator import retained_cpu_memory
+from hybridunet.checkpoint import atomic_write, read_checkpoint, save_checkpoint
+from hybridunet.config import ExperimentConfig
+from hybridunet.data import make_loader
+from hybridunet.engine.build import build_loss, build_model, class_names, open_split
+from hybridunet.engine.device import hardware_name, resolve_precision
+from hybridunet.engine.loops import evaluate, train_epoch
+from hybridunet.engine.optim import build_optimizer, build_scheduler
+from hybridunet.engine.run import Callback, Run, json_safe
+from hybridunet.engine.rundir import config_changes, shared_out_dir
+from hybridunet.errors import ConfigError
+from hybridunet.metrics import ConfusionMatrix
+from hybridunet.state import capture, restore
+
+
+def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bool = False) -> dict[str, Any]:
+    """Train and validate as `config` says; returns the best epoch's validation metrics
+    plus `checkpoint` (the best checkpoint's path) and whatever callbacks add."""
+    owns_group = not distributed.active()
+    world, device = distributed.init(config.train.device)
+    try:
+        with retained_cpu_memory(config.train.retain_cpu_memory and device.type == "cpu"):
+            return _fit(config, list(callbacks) if world.is_main else [], resume, world, device)
+    finally:
+        if owns_group:
+            distributed.shutdown()
+
+
+def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, world, device) -> dict[str, Any]:
+    seed_everything(config.seed)
+    precision = resolve_precision(device, config.train.amp, config.train.channels_last)
+    t = _Training.assemble(config, world, device, precision)
+    run_dir = shared_out_dir(config, resume, world)
+    run = Run(config, run_dir.path, t.raw_model, device, precision, class_names(config), t.val_loader.dataset,
+              train_data=t.train_loader.dataset, resumed=resume)
+    if world.is_main:
+        print(f"hybridunet: {config.model.label} seed {config.seed} on {device.type} ({hardware_name(device)}), "
+              f"{precision}; {len(run.train_data)} training images -> {run.out_dir}", file=sys.stderr, flush=True)
+    try:
+        t.restore(run) if resume else t.start(run)
+        for cb in callbacks:
+            cb.on_fit_start(run)
+        stale = 0
+        for epoch in range(run.start_epoch, config.train.epochs):
+            metrics = {**t.train(run, epoch), **t.validate(run), "epoch": epoch}
+            stale = 0 if t.record(run, epoch, metrics) else stale + 1
+            for cb in callbacks:
+                cb.on_epoch_end(run, epoch, metrics)
+            if config.train.early_stopping and stale >= config.train.early_stopping:
+                break
+        result = {**run.best, "checkpoint": str(run.out_dir / "best.safetensors")}
+        result.pop("epoch", None)
+        for cb in callbacks:
+            cb.on_fit_end(run, result)
+        if world.is_main:
+            atomic_write(run.out_dir / "metrics.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+        distributed.barrier()  # the checkpoint exists for every rank that returns its path
+        return result
+    except BaseException as error:
+        for cb in callbacks:
+            cb.on_exception(run, error)
+        run_dir.discard_if_empty_of_results()
+        raise
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class _Training:
+    """The moving parts of one training, and the steps `fit` takes with them."""
+
+    config: ExperimentConfig
+    world: distributed.World
+    raw_model: nn.Module  # what is checkpointed and evaluated
+    model: nn.Module  # what trains: raw_model, maybe wrapped in DDP and compiled
+    train_loader: Any
+    val_loader: Any
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def assemble(cls, config, world, device, precision) -> "_Training":
+        t = config.train
+        shard = {"rank": world.rank, "num_replicas": world.size, "num_workers": config.data.num_workers,
+                 "seed": config.seed}
+        train_loader = make_loader(open_split(config, config.data.train_split, train=True), t.batch_size,
+                                   shuffle=True, **shard)
+        val_loader = make_loader(open_split(config, config.data.val_split, train=False),
+                                 t.val_batch_size or t.batch_size, shuffle=False, **shard)
+        raw_model = build_model(config, device, precision)
+        if world.enabled and t.sync_bn:
+            raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
+        model = raw_model
+        if world.enabled:  # gradients averaged over ranks; evaluation uses raw_model (shards may differ in length)
+            model = nn.parallel.DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = torch.compile(model) if t.compile else model
+        optimizer = build_optimizer(config, raw_model)
+        return cls(config, world, raw_model, model, train_loader, val_loader, build_loss(config).to(device),
+                   optimizer, build_scheduler(config, optimizer, len(train_loader)),
+                   torch.amp.GradScaler("cuda", enabled=precision.amp == "fp16"))
+
+    def meta(self, run: Run) -> dict[str, Any]:
+        c = self.config
+        return {"model": {"name": c.model.name, **c.model.build_kwargs()}, "class_names": run.class_names,
+                "config": c.to_dict(), "precision": run.precision.as_dict()}
+
+    def start(self, run: Run) -> None:
+        if self.world.is_main:
+            text = yaml.safe_dump(self.config.to_dict(), sort_keys=False)
+            atomic_write(run.out_dir / "config.yaml", lambda tmp: tmp.write_text(text))
+
+    def restore(self, run: Run) -> None:
+        tensors, meta = read_checkpoint(run.out_dir / "last.safetensors")
+        changes = config_changes(meta["config"], self.config)
+        if changes:
+            raise ConfigError(f"cannot resume {run.out_dir} with a different config: " + "; ".join(changes))
+        self.raw_model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        restore(tensors, meta["train_state"], self.optimizer, self.scheduler, self.scaler)
+        run.start_epoch, run.history, run.best = meta["epoch"] + 1, meta["history"], meta["best"]
+        run.info.update(meta.get("info", {}))
+
+    def train(self, run: Run, epoch: int) -> dict[str, float]:
+        metrics = train_epoch(run, self.model, self.train_loader, self.loss_fn, self.optimizer, self.scheduler,
+                              self.scaler, epoch)
+        distributed.sync_buffers(self.raw_model)
+        return metrics
+
+    def validate(self, run: Run) -> dict[str, Any]:
+        run.val_confusion = ConfusionMatrix(self.config.model.num_classes, class_names=run.class_names,
+                                            device=run.device)
+        val = evaluate(self.raw_model, self.val_loader, self.config.model.num_classes, self.loss_fn,
+                       run.class_names, run.device, run.precision, cm=run.val_confusion, keep=run.keep_val_samples)
+        run.val_samples = val.pop("samples", None)
+        return {f"val_{k}": v for k, v in val.items()}
+
+    def record(self, run: Run, epoch: int, metrics: dict[str, Any]) -> bool:
+        """Add the epoch to the history and write the checkpoints; True when it is the best yet."""
+        val = {k.removeprefix("val_"): v for k, v in metrics.items() if k.startswith("val_")}
+        run.history.append(json_safe(metrics))
+        improved = run.best is None or val["dice"] > run.best["dice"]
+        if improved:
+            run.best = json_safe({**val, "epoch": epoch})
+            run.best_confusion = run.val_confusion
+        if self.world.is_main:
+            meta = self.meta(run)
+            if improved:
+                save_checkpoint(run.out_dir / "best.safetensors", self.raw_model,
+                                {**meta, "epoch": epoch, "metrics": run.best})
+            tensors, plain = capture(self.optimizer, self.scheduler, self.scaler)
+            save_checkpoint(run.out_dir / "last.safetensors", self.raw_model,
+                            {**meta, "epoch": epoch, "metrics": json_safe(val), "history": run.history,
+                             "best": run.best, "train_state": plain, "info": run.info},
+                            extra_tensors=tensors)
+        return improved

@@ -1,0 +1,79 @@
+"""Presets of the one UNet assembler, as rows of data with metadata (timm's default_cfgs).
+
+A preset's name is immutable: a changed definition gets a new name, recorded in
+CHANGELOG.md, so a run tagged with a preset always means one architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Mapping
+
+from hybridunet.models.registry import MODELS
+from hybridunet.models.unet import UNet
+
+PART_KEYS = ("encoder_block", "decoder_block", "skip", "bottleneck", "upsampler")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture: which part fills each swap point, and what tools should know."""
+
+    name: str
+    parts: Mapping[str, str]
+    description: str
+    reference: str = ""
+    normalize: str = "imagenet"  # the input normalisation its configs use by default
+    input_size: tuple[int, int, int] = (3, 256, 256)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other builder defaults
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "parts": dict(self.parts), "description": self.description,
+                "reference": self.reference, "normalize": self.normalize, "input_size": list(self.input_size)}
+
+
+UNET_PARTS = {"encoder_block": "double_conv", "decoder_block": "double_conv", "skip": "concat",
+              "bottleneck": "identity", "upsampler": "transpose"}
+HYBRID_PARTS = {**UNET_PARTS, "encoder_block": "residual_se", "skip": "attention_gate", "bottleneck": "transformer"}
+
+PRESETS = (
+    Preset("unet", UNET_PARTS,
+           "the study's baseline: double-conv blocks, transposed-conv up, concatenated skips",
+           "Ronneberger et al. 2015, arXiv:1505.04597"),
+    Preset("hybrid_unet", HYBRID_PARTS,
+           "residual-SE encoder, attention-gated skips, transformer bottleneck",
+           "the study's Hybrid UNet; Oktay et al. 2018 (arXiv:1804.03999); Chen et al. 2021 (arXiv:2102.04306)"),
+    Preset("hybrid_unet_resdec", {**HYBRID_PARTS, "decoder_block": "residual_se", "upsampler": "bilinear"},
+           "hybrid_unet with residual-SE decoder blocks and bilinear upsampling",
+           "BENCHMARKS.md: +0.114 Dice over unet at the CPU budget, +0.138 at the study scale"),
+)
+
+for _preset in PRESETS:
+    MODELS.register(_preset.name, partial(UNet, **_preset.parts, **_preset.extra), info=_preset)
+
+
+def check_parts(kwargs: Mapping[str, Any]) -> None:
+    """Fail naming the known parts when a swap point names an unknown one."""
+    from hybridunet.nn import BLOCKS, BOTTLENECKS, SKIPS, UPSAMPLERS
+
+    families = dict(zip(PART_KEYS, (BLOCKS, BLOCKS, SKIPS, BOTTLENECKS, UPSAMPLERS)))
+    for key, registry in families.items():
+        if isinstance(kwargs.get(key), str):
+            registry.get(kwargs[key])
+
+
+def preset_of(name: str) -> Preset | None:
+    """The preset registered as `name` (None for models that are not UNet presets)."""
+    info = MODELS.info(name)
+    return info if isinstance(info, Preset) else None
+
+
+def run_label(name: str, kwargs: Mapping[str, Any]) -> str:
+    """A run's label: its model plus the parts it overrides, e.g.
+    ``hybrid_unet+decoder_block=residual_se``. Comparisons group runs by it."""
+    preset = preset_of(name)
+    if preset is None:
+        return name
+    changed = [f"{k}={kwargs[k]}" for k in PART_KEYS if k in kwargs and kwargs[k] != preset.parts.get(k)]
+    return "+".join([name, *changed])

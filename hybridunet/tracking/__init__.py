@@ -1,0 +1,20 @@
+"""Everything that talks to MLflow; no other module of hybridunet imports it.
+
+- store.py: tracking URI, experiments (opened on MLflow 3's runs table), offline default;
+- callback.py: `MLflowCallback`, one run per training;  - worker.py: the logging thread;
+- parent.py: `parent_run()`, for comparisons and studies; - provenance.py: a run's tags;
+- runs.py: finished runs read back for `compare --experiment`.
+"""
+
+from hybridunet.tracking.callback import EPOCH_METRICS, MLflowCallback, epoch_values, panel_picture
+from hybridunet.tracking.parent import ParentRun, parent_run, shared_parent_id
+from hybridunet.tracking.provenance import git_commit, provenance_tags
+from hybridunet.tracking.runs import FinishedRun, finished_runs
+from hybridunet.tracking.store import DEFAULT_URI, EXPERIMENT_KIND, experiment_id, tracking_uri
+from hybridunet.tracking.worker import LogWorker
+
+__all__ = [
+    "DEFAULT_URI", "EPOCH_METRICS", "EXPERIMENT_KIND", "FinishedRun", "LogWorker", "MLflowCallback", "ParentRun",
+    "epoch_values", "experiment_id", "finished_runs", "git_commit", "panel_picture", "parent_run",
+    "provenance_tags", "shared_parent_id", "tracking_uri",
+]

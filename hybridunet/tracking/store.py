@@ -1,0 +1,52 @@
+"""Where runs are stored: the tracking URI, experiments, and MLflow's offline default.
+
+The tracking URI is ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
+``sqlite:///mlflow.db`` with artifacts in ``./mlruns`` (what ``mlflow ui`` opens by default).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Offline by default: MLflow 3 reports usage to a remote endpoint unless told not to.
+# A user who wants telemetry sets MLFLOW_DISABLE_TELEMETRY=false.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from hybridunet.config import TrackingConfig  # noqa: E402
+from hybridunet.errors import UsageError  # noqa: E402
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+# MLflow 3's UI opens experiments of this kind on the runs table (not the GenAI traces view).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def tracking_uri(config: TrackingConfig | None = None) -> str:
+    return (config.uri if config and config.uri else None) or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def client(uri: str | None = None) -> MlflowClient:
+    return MlflowClient(uri or tracking_uri())
+
+
+def experiment_id(name: str, uri: str) -> str:
+    """The id of experiment `name`, created if missing. With a sqlite store its artifacts go to
+    ``mlruns/`` beside the database file, as `mlflow ui` expects for the default store."""
+    c = MlflowClient(uri)
+    found = c.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise UsageError(f"MLflow experiment {name!r} is deleted; restore it or choose another tracking.experiment")
+        if "mlflow.experimentKind" not in found.tags:
+            c.set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+        return found.experiment_id
+    return c.create_experiment(name, artifact_location=_artifact_location(uri), tags=EXPERIMENT_KIND)
+
+
+def _artifact_location(uri: str) -> str | None:
+    if not uri.startswith("sqlite:///"):
+        return None  # a server or database store knows its own artifact root
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.resolve().parent / "mlruns").as_uri()
