@@ -4,9 +4,13 @@ machine's own fp32 (or bf16) matrix-multiply peak, measured in the same run.
     python benchmarks/train_speed.py [--batch 8] [--size 256] [--steps 2] [--rounds 3] [--device cpu]
         [--models unet hybrid_unet smp_unet] [--modes eager channels_last compile] [--allocator retain]
 
-A mode is flags joined by "+": channels_last, compile, bf16 (autocast; CUDA) — "eager" is
-none of them. One step is forward, cross entropy, backward and an AdamW update. FLOPs
-of the step come from torch.utils.flop_counter. Prints a table, then a JSON line.
+A mode is flags joined by "+": channels_last, compile, bf16 (autocast, on CUDA or the CPU) —
+"eager" is none of them. The default modes add bf16, bf16+channels_last and
+bf16+channels_last+compile where `train.amp: auto` picks bf16 (CUDA, or a CPU with AMX or
+AVX512-BF16). Every bf16 mode is a fraction of the bf16 matmul peak, every fp32 mode of the
+fp32 peak; the peaks and the models are measured in alternating rounds of one run, each
+figure the best of its rounds. One step is forward, cross entropy, backward and an AdamW
+update. FLOPs of the step come from torch.utils.flop_counter. Prints a table, then a JSON line.
 """
 
 from __future__ import annotations
@@ -80,7 +84,8 @@ def measure(name: str, mode: str, batch: int, size: int, steps: int, device: tor
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["unet", "hybrid_unet", "smp_unet"])
-    parser.add_argument("--modes", nargs="+", default=["eager", "channels_last", "compile"])
+    parser.add_argument("--modes", nargs="+", help="default: eager channels_last compile, and the bf16 modes "
+                                                     "where auto picks bf16")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=2, help="timed steps per measurement")
@@ -92,11 +97,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peak-seconds", type=float, default=1.5, help="time per peak measurement")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    from hybridunet.engine.device import auto_amp
+
+    args.auto_amp = auto_amp(device)
+    if args.modes is None:
+        args.modes = ["eager", "channels_last", "compile"]
+        if args.auto_amp == "bf16":
+            args.modes += ["bf16", "bf16+channels_last", "bf16+channels_last+compile"]
     for mode in args.modes:
         unknown = set(mode.split("+")) - KNOWN_FLAGS
         if unknown:
             parser.error(f"unknown mode flag(s) {sorted(unknown)} in {mode!r}; known: {sorted(KNOWN_FLAGS)}")
-    device = torch.device(args.device)
     with retained_cpu_memory(args.allocator == "retain" and device.type == "cpu"):
         run(args, device)
 
@@ -142,6 +154,8 @@ def run(args: argparse.Namespace, device: torch.device) -> None:
         ["model", "mode", "images/s", "GFLOP/s", "of peak", "warm-up s"], rows,
     )
     print("  train-step GFLOPs per image: " + ", ".join(f"{n} {flops[n] / args.batch / 1e9:.1f}" for n in args.models))
+    print(f"  train.amp=auto picks {args.auto_amp} here"
+          + ("" if args.auto_amp == "bf16" else " (no AMX or AVX512-BF16: the bf16 targets do not apply)"))
     best = {}
     for r in results:
         if r["peak_fraction"] > best.get(r["model"], {}).get("peak_fraction", -1):
@@ -149,6 +163,7 @@ def run(args: argparse.Namespace, device: torch.device) -> None:
     print_json({
         "device": device.type,
         "allocator": args.allocator,
+        "auto_amp": args.auto_amp,
         **{f"{k}_matmul_peak_gflops": round(v, 1) for k, v in peaks.items()},
         **{f"{n}_best_images_per_s": round(r["images_per_s"], 2) for n, r in best.items()},
         **{f"{n}_best_peak_fraction": round(r["peak_fraction"], 3) for n, r in best.items()},

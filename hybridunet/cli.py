@@ -132,7 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _callbacks(config) -> list:
-    if not config.tracking.enabled:
+    if not config.tracking.enabled or int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 logs
         return []
     from hybridunet.tracking import MLflowCallback
 

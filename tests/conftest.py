@@ -128,10 +128,23 @@ def postgres():
         cluster.__exit__(None, None, None)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def optuna_storage(request, tmp_path) -> str:
-    """An empty Optuna storage URL: a sqlite file, or a new database on the test cluster."""
-    if request.param == "sqlite":
+def _storage(kind: str, request, tmp_path) -> str:
+    if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'optuna.db'}"
     pytest.importorskip("psycopg", reason="the PostgreSQL driver comes with the [postgres] extra")
     return request.getfixturevalue("postgres").createdb(f"optuna_{tmp_path.name.lower()[-40:]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def optuna_storage(request, tmp_path) -> str:
+    """An empty Optuna storage URL: a sqlite file, or a new database on the test cluster."""
+    return _storage(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def shared_storage(request, tmp_path) -> str:
+    """An empty Optuna storage of the kind many machines share: PostgreSQL, else sqlite."""
+    try:
+        return _storage("postgresql", request, tmp_path)
+    except pytest.skip.Exception:
+        return _storage("sqlite", request, tmp_path)

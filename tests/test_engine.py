@@ -167,3 +167,27 @@ def test_resumable_keys_are_declared_on_the_config_fields():
     same = load_config(TINY, ["train.progress=true", "tracking.experiment=x", "data.num_workers=2", "name=other"])
     assert base.result_hash() == same.result_hash()
     assert base.result_hash() != load_config(TINY, ["optim.lr=0.1"]).result_hash()
+
+
+@pytest.mark.parametrize("loss", ["bce", "dice"])
+def test_a_bf16_run_on_the_cpu_stays_finite_and_keeps_fp32_state(data, tmp_path, loss):
+    config = tiny(data, tmp_path, "train.amp=bf16", "train.device=cpu", "train.epochs=1", "data.limit_train=8",
+                  "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}", f"loss.name={loss}")
+    result = fit(config)
+    assert all(np.isfinite(result[k]) for k in ("dice", "miou", "loss", "soft_dice_study"))
+    tensors, meta = read_checkpoint(tmp_path / "best.safetensors")
+    assert meta["precision"] == {"amp": "bf16", "channels_last": True}  # auto: channels_last with bf16
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float32}  # weights, BN stats
+
+
+def test_auto_precision_follows_the_device():
+    from hybridunet.engine import resolve_precision
+    from hybridunet.engine.device import cpu_has_fast_bf16
+    from hybridunet.errors import ConfigError
+
+    cpu = torch.device("cpu")
+    assert resolve_precision(cpu).amp == ("bf16" if cpu_has_fast_bf16() else "none")
+    assert resolve_precision(cpu, "none", "auto").channels_last is False
+    with pytest.raises(ConfigError, match="train.amp=fp16 needs a CUDA device"):
+        resolve_precision(cpu, "fp16")
+    assert resolve_precision(cpu, "fp16", strict=False).amp == resolve_precision(cpu).amp  # a stored run's mode

@@ -91,8 +91,8 @@ def env(tiny_data, monkeypatch):
 
 
 def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(
-        env, tmp_path, optuna_storage):
-    storage, space = optuna_storage, write_space(tmp_path)
+        env, tmp_path, shared_storage):
+    storage, space = shared_storage, write_space(tmp_path)
     cmd = _tune_cmd(tmp_path, space, storage, 4, "killed", "--heartbeat", "1")
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180

@@ -6,8 +6,8 @@ from functools import partial
 
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
+from hybridunet.nn.layers import ConvNormAct
 from hybridunet.registry import Registry
 
 BLOCKS: Registry[nn.Module] = Registry("block")
@@ -19,8 +19,8 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(
-            Conv2dNormActivation(in_channels, out_channels, kernel_size=3),
-            Conv2dNormActivation(out_channels, out_channels, kernel_size=3),
+            ConvNormAct(in_channels, out_channels, kernel_size=3),
+            ConvNormAct(out_channels, out_channels, kernel_size=3),
         )
 
 
@@ -34,10 +34,8 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, se_ratio: float | None = None) -> None:
         super().__init__()
-        self.conv1 = Conv2dNormActivation(in_channels, out_channels, kernel_size=3)
-        self.conv2 = Conv2dNormActivation(
-            out_channels, out_channels, kernel_size=3, activation_layer=None
-        )
+        self.conv1 = ConvNormAct(in_channels, out_channels, kernel_size=3)
+        self.conv2 = ConvNormAct(out_channels, out_channels, kernel_size=3, activation=False)
         if se_ratio:
             from timm.layers import SEModule  # timm loads in seconds: only for the models that use it
 
@@ -47,7 +45,7 @@ class ResidualBlock(nn.Module):
         self.shortcut = (
             nn.Identity()
             if in_channels == out_channels
-            else Conv2dNormActivation(in_channels, out_channels, kernel_size=1, activation_layer=None)
+            else ConvNormAct(in_channels, out_channels, kernel_size=1, activation=False)
         )
         self.act = nn.ReLU(inplace=True)
 

@@ -6,8 +6,8 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
+from hybridunet.nn.layers import ConvNormAct
 from hybridunet.registry import Registry
 
 BOTTLENECKS: Registry[nn.Module] = Registry("bottleneck")
@@ -39,14 +39,14 @@ class ASPP(nn.Module):
         super().__init__()
         width = branch_channels or max(channels // 4, 1)
         self.branches = nn.ModuleList(
-            [Conv2dNormActivation(channels, width, kernel_size=1)]
-            + [Conv2dNormActivation(channels, width, kernel_size=3, dilation=r) for r in rates]
+            [ConvNormAct(channels, width, kernel_size=1)]
+            + [ConvNormAct(channels, width, kernel_size=3, dilation=r) for r in rates]
         )
         self.pool = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, width, kernel_size=1), nn.ReLU(inplace=True)
         )
         self.project = nn.Sequential(
-            Conv2dNormActivation(width * (len(rates) + 2), channels, kernel_size=1),
+            ConvNormAct(width * (len(rates) + 2), channels, kernel_size=1),
             nn.Dropout2d(dropout),
         )
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
+from hybridunet.nn.layers import ConvNormAct
 from hybridunet.registry import Registry
 
 SKIPS: Registry[nn.Module] = Registry("skip")
@@ -38,8 +38,8 @@ class AttentionGateSkip(nn.Module):
     def __init__(self, channels: int, skip_channels: int, inter_channels: int | None = None) -> None:
         super().__init__()
         inter = inter_channels or max(skip_channels // 2, 1)
-        self.gate = Conv2dNormActivation(channels, inter, kernel_size=1, activation_layer=None)
-        self.skip = Conv2dNormActivation(skip_channels, inter, kernel_size=1, activation_layer=None)
+        self.gate = ConvNormAct(channels, inter, kernel_size=1, activation=False)
+        self.skip = ConvNormAct(skip_channels, inter, kernel_size=1, activation=False)
         self.psi = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(inter, 1, kernel_size=1), nn.Sigmoid())
         self.out_channels = channels + skip_channels
 

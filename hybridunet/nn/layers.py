@@ -1,0 +1,25 @@
+"""The small layers every part is built from."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class ConvNormAct(nn.Sequential):
+    """Convolution (no bias), BatchNorm, then ReLU unless `activation` is False; 'same' padding.
+
+    Laid out as torchvision's Conv2dNormActivation (modules 0, 1, 2), so state dicts match,
+    without importing torchvision (seconds at start-up).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 activation: bool = True) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2 * dilation,
+                      dilation=dilation, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if activation:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+        self.out_channels = out_channels
