@@ -1,7 +1,8 @@
-"""Shared fixtures: a network guard and small seeded inputs."""
+"""Shared fixtures: a network guard, small seeded inputs, stores and a PostgreSQL cluster."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -11,6 +12,12 @@ import torch
 from hybridunet.config import ExperimentConfig, load_config
 
 TINY = Path(__file__).parents[1] / "experiments" / "configs" / "tiny.yaml"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Tests run in parallel processes (pytest -n 2): one thread each, and for what they start,
+    # rather than two threads each fighting for the same two cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -133,12 +140,6 @@ def _storage(kind: str, request, tmp_path) -> str:
         return f"sqlite:///{tmp_path / 'optuna.db'}"
     pytest.importorskip("psycopg", reason="the PostgreSQL driver comes with the [postgres] extra")
     return request.getfixturevalue("postgres").createdb(f"optuna_{tmp_path.name.lower()[-40:]}")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def optuna_storage(request, tmp_path) -> str:
-    """An empty Optuna storage URL: a sqlite file, or a new database on the test cluster."""
-    return _storage(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -122,8 +122,9 @@ def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_r
     assert retry.params == study.trials[left].params
 
 
-def test_two_workers_together_finish_exactly_the_trials_asked_for(env, tmp_path, optuna_storage, mlflow_store):
-    storage = optuna_storage
+def test_two_workers_together_finish_exactly_the_trials_asked_for(env, tmp_path, shared_storage, mlflow_store):
+    # (on sqlite the same is checked by benchmarks/tune_workers.py's test)
+    storage = shared_storage
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")
     space = write_space(tmp_path)
     tracking = ["tracking.enabled=true", f"tracking.uri={mlflow_store}", f"tracking.experiment=shared-{tmp_path.name}",
