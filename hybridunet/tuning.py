@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -249,11 +250,17 @@ def open_storage(url: str, heartbeat: float = 30) -> optuna.storages.RDBStorage:
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; they are what resumes need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return optuna.storages.RDBStorage(
-                parsed.render_as_string(hide_password=False), engine_kwargs={"connect_args": connect_args},
-                heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
+            for attempt in range(3):
+                try:
+                    return optuna.storages.RDBStorage(
+                        parsed.render_as_string(hide_password=False), engine_kwargs={"connect_args": connect_args},
+                        heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    )
+                except sqlalchemy.exc.IntegrityError:  # workers started together on a new storage: one
+                    if attempt == 2:                     # of them created the schema first; use it
+                        raise
+                    time.sleep(1 + attempt)
         except ModuleNotFoundError as err:
             raise UsageError(f"--storage {backend}: its driver {err.name!r} is not installed "
                              f"(for PostgreSQL: pip install 'hybridunet[postgres]')") from None

@@ -21,6 +21,12 @@ def tiny_kwargs(name: str) -> dict:
     return dict(TINY)
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """The same initial weights whatever ran before (and in whichever process, under xdist)."""
+    torch.manual_seed(0)
+
+
 def assert_trains(model: torch.nn.Module, images: torch.Tensor, num_classes: int) -> None:
     model.train()
     logits = model(images)
