@@ -114,18 +114,29 @@ def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, mo
     assert any(line.startswith("dice unet:encoder_block=residual - unet:") for line in lines)
 
 
-@pytest.mark.parametrize("recipe", ["tiny", "demo"])
-def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monkeypatch, recipe, capsys):
+def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monkeypatch, capsys):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", None)  # tempfile caches its folder: read TMPDIR again
     lines, figures = run_benchmark(
-        "tracking_overhead", "--recipe", recipe, "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
+        "tracking_overhead", "--recipe", "demo", "--rounds", "1", "--epochs", "1", "--images", "4", "--size", "32",
         "--widths", "4", "8", "--set", "data.limit_val=4", capsys=capsys)
-    assert figures["recipe"] == recipe and f"{recipe} recipe: 4 images, crops of 32" in lines[0]
+    assert figures["recipe"] == "demo" and "demo recipe: 4 images, crops of 32" in lines[0]
     assert figures["run_s_tracking_off"] > 0 and figures["run_s_tracking_on"] > 0
     assert {"overhead_fraction", "overhead_fraction_inline"} <= figures.keys()
     assert 0 < figures["accounted_s"] < 2 * figures["run_s_tracking_on"]  # hooks and worker CPU, each within the run
     assert any(line.lstrip().startswith("on, inline") for line in lines)
-    assert list(scratch.iterdir()) == []  # its store, data and checkpoints went with it
+    left = [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")]  # torch's own cache
+    assert left == []  # its store, data and checkpoints went with it
+
+
+def test_tracking_overhead_recipes_are_tiny_yaml_and_the_demo(monkeypatch):
+    tracking_overhead = importlib.import_module("tracking_overhead")
+    from hybridunet.config import parse_config
+    from hybridunet.demo import RECIPE
+
+    tiny, tiny_photo = tracking_overhead.recipe("tiny")
+    demo, demo_photo = tracking_overhead.recipe("demo")
+    assert parse_config(tiny).train.epochs == 6 and tiny["data"]["limit_train"] == 32 and tiny_photo == 64
+    assert {k: v for k, v in demo.items() if k != "seed"} == RECIPE and demo_photo == 256
