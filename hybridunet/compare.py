@@ -238,4 +238,9 @@ def arms_from_mlflow(experiment: str, uri: str | None = None,
             if len(values - {None}) > 1:
                 notes(f"warning: runs labelled {label} differ in their {'result-changing config' if what == 'config' else 'data'} "
                       f"({len(values - {None})} kinds): their comparison mixes {'recipes' if what == 'config' else 'data sets'}")
-    return sorted(arms.values(), key=lambda a: a.label)
+    for arm in arms.values():  # seeds in ascending order
+        order = sorted(range(len(arm.seeds)), key=arm.seeds.__getitem__)
+        arm.seeds, arm.dice, arm.miou, arm.run_ids = ([getattr(arm, f)[i] for i in order]
+                                                      for f in ("seeds", "dice", "miou", "run_ids"))
+    # the label whose newest run is the oldest comes first: a comparison's baseline, trained first
+    return list(reversed(arms.values()))

@@ -187,12 +187,13 @@ class ExperimentConfig(Section):
         return flatten(self.to_dict())
 
     def result_changing(self) -> dict[str, Any]:
-        """The flat keys that change what a run computes (all but the resumable ones)."""
+        """The recipe: the flat keys that change what a run computes, but the seed (runs of
+        one recipe differ in it) and the resumable keys."""
         resumable = resumable_keys()
-        return {k: v for k, v in self.flat().items() if not k.startswith(resumable) and k != "name"}
+        return {k: v for k, v in self.flat().items() if not k.startswith(resumable) and k not in ("name", "seed")}
 
     def result_hash(self) -> str:
-        """A short hash of `result_changing()`: equal for runs that should give equal results."""
+        """A short hash of `result_changing()`: equal for the runs of one recipe, whatever their seed."""
         text = json.dumps(self.result_changing(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -36,7 +36,11 @@ def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
     print()
     print(table(arms))
     if tracking:
+        from hybridunet.tracking import experiment_id, tracking_uri
+
         experiment = RECIPE["tracking"]["experiment"]
-        print(f"\nEvery run is in MLflow (experiment {experiment}). To browse them:  mlflow ui   "
-              f"(then open http://127.0.0.1:5000)\nTo compare them again:  hybridunet compare --experiment {experiment}")
+        number = experiment_id(experiment, tracking_uri())
+        print(f"\nEvery run is in MLflow (experiment {experiment}). To browse them:  mlflow ui   then open\n"
+              f"  http://127.0.0.1:5000/#/experiments/{number}/runs?workflowType=machine_learning\n"
+              f"To compare them again:  hybridunet compare --experiment {experiment}")
     return summary(arms)
