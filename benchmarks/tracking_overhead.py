@@ -94,6 +94,18 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     experiment_id("bench", uri)
     store_s = time.perf_counter() - start
 
+    from hybridunet.tracking import callback as tracking_callback
+
+    chart_s: list[float] = []  # the end-of-run charts, drawn on the training thread
+    draw_charts = tracking_callback.save_run_charts
+
+    def timed_charts(*a, **k) -> None:
+        start = time.perf_counter()
+        draw_charts(*a, **k)
+        chart_s.append(time.perf_counter() - start)
+
+    tracking_callback.save_run_charts = timed_charts
+
     class TimedCallback(MLflowCallback):
         """Adds up the training thread's time inside the hooks."""
 
@@ -148,6 +160,10 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         cells = ("", "") if mode == "off" else (f"{100 * fraction:8.1f}%",
                                                 f"{spent:.3f} s ({100 * spent / statistics.median(base):.1f}%)")
         print(f"  {mode:<12} {statistics.median(values):9.2f} {min(values):7.2f} {cells[0]:>9} {cells[1]:>17}")
+    tracking_callback.save_run_charts = draw_charts
+    charts = statistics.median(chart_s[2:] or chart_s)  # after the warm-up runs (font cache)
+    print(f"  end-of-run charts (matplotlib): median {charts:.3f} s a run, "
+          f"{100 * charts / statistics.median(base):.1f}% of an untracked run")
     print(f"  once per process: import mlflow {import_s:.2f} s; create the sqlite store {store_s:.2f} s")
     print(json.dumps({"recipe": args.recipe,
                       "run_s_tracking_off": round(statistics.median(base), 3),
@@ -156,6 +172,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
                       "overhead_fraction_inline": round(summary["on, inline"][0], 4),
                       "accounted_s": round(summary["on"][1], 4),
                       "accounted_fraction": round(summary["on"][1] / statistics.median(base), 4),
+                      "charts_s": round(charts, 3), "charts_fraction": round(charts / statistics.median(base), 4),
                       "import_mlflow_s": round(import_s, 2), "create_store_s": round(store_s, 2)}))
 
 

@@ -54,7 +54,7 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]) -> Figure:
     fig = Figure(figsize=(width, height), dpi=80)
     ax = fig.add_axes((label / width, label / height, n * cell / width, n * cell / height))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for i, j in zip(*np.nonzero(share >= 0.005)):  # 0 for a row without truth pixels
+    for i, j in zip(*np.nonzero(share >= 0.01)):  # cells of 1% or more; 0 for a row without truth pixels
         ax.text(j, i, f"{100 * share[i, j]:.0f}", ha="center", va="center", fontsize=7,
                 color="white" if share[i, j] > 0.5 else "0.15")
     ax.set_xticks(range(n), class_names, rotation=90, fontsize=8)
