@@ -63,6 +63,35 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    """Per-class pixel and image shares of a split, the Cityscapes reference beside 19-class data."""
+    from hybridunet.data import CLASS_NAMES, folder_class_names, open_dataset, resolve_format
+    from hybridunet.data.stats import CITYSCAPES_SHARE, class_stats, stats_figure, stats_table
+
+    format = resolve_format(args.data, args.format)
+    if format == "folder":
+        listed = Path(args.data) / "classes.txt"
+        if args.num_classes is None and not listed.is_file():
+            from hybridunet.errors import UsageError
+
+            raise UsageError(f"{args.data} holds folder data: pass --num-classes or write its names to {listed}")
+        count = args.num_classes or len([l for l in listed.read_text().splitlines() if l.strip()])
+        names = folder_class_names(args.data, count)
+        dataset = open_dataset(args.data, args.split, format=format, num_classes=count)
+    else:
+        names = list(CLASS_NAMES)
+        dataset = open_dataset(args.data, args.split, format=format)
+    stats = class_stats(dataset, names)
+    reference = CITYSCAPES_SHARE if names == list(CLASS_NAMES) else None
+    print(stats_table(stats, reference))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        stats_figure(stats, reference).savefig(args.out)
+        print(f"wrote {args.out}")
+    print(json.dumps({"data": str(args.data), "split": args.split, **stats.as_dict()}))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train from a YAML config; the last stdout line is the metrics JSON."""
     from hybridunet.config import load_config
@@ -196,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=int, default=0, help="which samples are drawn")
     show.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
     show.set_defaults(func=cmd_data_show)
+
+    stats = data.add_parser("stats", help="class shares of a split, beside Cityscapes' (last line: JSON)")
+    stats.add_argument("--data", required=True, help="data folder (Kaggle pairs, official Cityscapes or folder data)")
+    stats.add_argument("--split", default="train")
+    stats.add_argument("--format", default="auto", choices=["auto", "pairs", "cityscapes", "folder"])
+    stats.add_argument("--num-classes", type=_positive, help="folder data without a classes.txt")
+    stats.add_argument("--out", help="also draw a bar chart to this PNG")
+    stats.set_defaults(func=cmd_data_stats)
 
     train = commands.add_parser("train", help="train from a YAML config (last line: metrics JSON)")
     train.add_argument("--config", required=True, help="experiment YAML, e.g. experiments/configs/unet.yaml")

@@ -92,10 +92,23 @@ class ModelConfig(BuilderSection):
 
 class LossConfig(BuilderSection):
     name: str = "dice_ce"
+    class_weights: Literal["none", "inverse", "sqrt_inverse", "median_frequency"] | list[float] = Field(
+        "none", description="per-class weights: computed from the training split's statistics, or a list")
+    max_weight: float = Field(10.0, gt=0, description="clip for computed class weights (after normalising to mean 1)")
 
     @classmethod
     def registry(cls) -> Registry:
         return _losses()
+
+    @model_validator(mode="after")
+    def _check_values(self) -> "LossConfig":
+        if isinstance(self.class_weights, list) and any(w < 0 for w in self.class_weights):
+            raise ValueError(f"loss.class_weights: weights must be >= 0, got {self.class_weights}")
+        try:  # values the builder refuses (e.g. loss.threshold=1.5) fail here, naming the key
+            self.registry().build(self.name, **self.kwargs)
+        except (ValueError, TypeError) as err:
+            raise ValueError(str(err)) from None
+        return self
 
 
 class AugmentConfig(Section):
@@ -106,7 +119,9 @@ class AugmentConfig(Section):
 
 class DataConfig(Section):
     root: str = "data/synthetic"
-    format: Literal["auto", "pairs", "cityscapes"] = "auto"
+    format: Literal["auto", "pairs", "cityscapes", "folder"] = "auto"
+    class_names: list[str] | None = Field(
+        None, description="folder data: class names (default: ROOT/classes.txt, else class_0, class_1, ...)")
     train_split: str = "train"
     val_split: str = "val"
     size: int = Field(256, gt=0)
@@ -178,6 +193,16 @@ class ExperimentConfig(Section):
     optim: OptimConfig = OptimConfig()
     sched: SchedConfig = SchedConfig()
     tracking: TrackingConfig = Field(TrackingConfig(), json_schema_extra=RESUMABLE)
+
+    @model_validator(mode="after")
+    def _check_across_sections(self) -> "ExperimentConfig":
+        weights, n = self.loss.class_weights, self.model.num_classes
+        if isinstance(weights, list) and len(weights) != n:
+            raise ValueError(f"loss.class_weights has {len(weights)} weights for model.num_classes={n}")
+        names = self.data.class_names
+        if names is not None and len(names) != n:
+            raise ValueError(f"data.class_names has {len(names)} names for model.num_classes={n}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

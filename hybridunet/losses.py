@@ -103,3 +103,33 @@ class DiceCE(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.ce_weight * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
+
+
+@LOSSES.register("ohem_ce")
+class OhemCrossEntropy(nn.Module):
+    """Cross entropy over the hard pixels only (online hard example mining), as the Cityscapes
+    recipes of MMSegmentation and PaddleSeg train: pixels whose probability of their true
+    class is at most `threshold`, and never fewer than the `min_kept` hardest of the batch."""
+
+    def __init__(self, threshold: float = 0.7, min_kept: int = 100_000, class_weights: Sequence[float] | None = None,
+                 ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        if not 0 < threshold <= 1:
+            raise ValueError(f"loss.threshold={threshold}: expected a probability in (0, 1]")
+        if not isinstance(min_kept, int) or min_kept < 1:
+            raise ValueError(f"loss.min_kept={min_kept}: expected a positive integer")
+        self.threshold, self.min_kept, self.ignore_index = threshold, min_kept, ignore_index
+        self.register_buffer("weight", _weights(class_weights), persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        valid = target != self.ignore_index
+        with torch.no_grad():
+            prob = logits.softmax(1).gather(1, target.masked_fill(~valid, 0).unsqueeze(1)).squeeze(1)
+            scores = prob[valid]
+            if scores.numel() == 0:
+                return logits.sum() * 0
+            kth = scores.kthvalue(min(self.min_kept, scores.numel())).values
+            keep = valid & (prob <= max(self.threshold, float(kth)))
+        losses = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index, reduction="none")
+        return losses[keep].mean()

@@ -217,3 +217,23 @@ def test_data_show_writes_a_grid(synth, tmp_path):
     assert main(["data", "show", "--data", str(synth), "--n", "3", "--out", str(out)]) == 0
     grid = cv2.imread(str(out))
     assert grid is not None and grid.shape[0] > grid.shape[1]  # three rows of image | mask
+
+
+def test_data_stats_counts_every_class_against_an_independent_count(tiny_data, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from hybridunet.cli import main
+    from hybridunet.data import CityscapesPairs
+
+    assert main(["data", "stats", "--data", str(tiny_data), "--split", "train", "--out", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(out[-1])
+    assert out[0].split() == ["class", "pixels", "images", "Cityscapes", "ratio"] and (tmp_path / "s.png").is_file()
+    masks = [CityscapesPairs(tiny_data, "train").load(i)[1] for i in range(16)]  # independent: all pixels at once
+    counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=256)
+    assert report["images"] == 16
+    assert report["pixel_share"]["road"] == pytest.approx(counts[0] / counts.sum())
+    assert report["void_share"] == pytest.approx(counts[255] / counts.sum())
+    assert report["image_share"]["sky"] == pytest.approx(np.mean([(m == 10).any() for m in masks]))

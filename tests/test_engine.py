@@ -134,7 +134,7 @@ def test_non_finite_loss_stops_with_epoch_step_and_a_hint(data, tmp_path, monkey
         def forward(self, logits, target):
             return logits.mean() * float("nan")
 
-    monkeypatch.setattr(fit_module, "build_loss", lambda config: NaNLoss())
+    monkeypatch.setattr(fit_module, "build_loss", lambda config, class_weights=None: NaNLoss())
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 1, step 1: lower the learning rate \(optim\.lr=0\.003\)"):
         fit(tiny(data, tmp_path))
 
@@ -192,3 +192,41 @@ def test_auto_precision_follows_the_device():
     with pytest.raises(ConfigError, match="train.amp=fp16 needs a CUDA device"):
         resolve_precision(cpu, "fp16")
     assert resolve_precision(cpu, "fp16", strict=False).amp == resolve_precision(cpu).amp  # a stored run's mode
+
+
+def test_folder_data_trains_with_its_class_names_and_refuses_out_of_range_masks(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "folder"
+    for split, n in (("train", 6), ("val", 3)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for i in range(n):
+            mask = np.zeros((40, 48), np.uint8)
+            mask[:, 24:] = 1
+            mask[30:, :] = 2
+            mask[:4] = 255
+            image = (mask[..., None] * 60 + rng.integers(0, 40, (40, 48, 3))).astype(np.uint8)
+            cv2.imwrite(str(root / split / "images" / f"s{i}.jpg"), image)
+            cv2.imwrite(str(root / split / "masks" / f"s{i}.png"), mask)
+    (root / "classes.txt").write_text("sky\nwall\nroad\n")
+    common = ["train", "--config", str(TINY), f"data.root={root}", "data.format=folder", "model.num_classes=3",
+              "data.size=32", "train.epochs=1", "loss.class_weights=inverse"]
+    assert main([*common, f"train.out_dir={tmp_path / 'run'}"]) == 0
+    result = last_json_line(capsys)
+    assert set(result["per_class_dice"]) == {"sky", "wall", "road"}
+    weights = json.loads((tmp_path / "run" / "class_weights.json").read_text())
+    assert weights["class_names"] == ["sky", "wall", "road"] and len(weights["weights"]) == 3
+    assert read_checkpoint(tmp_path / "run" / "best.safetensors")[1]["class_weights"] == weights["weights"]
+    bad = root / "train" / "masks" / "s0.png"
+    cv2.imwrite(str(bad), np.full((40, 48), 7, np.uint8))
+    assert main([*common, "loss.class_weights=none", f"train.out_dir={tmp_path / 'bad'}"]) == 2
+    err = capsys.readouterr().err
+    assert "s0.png: mask values [7] are not classes 0..2" in err
+
+
+def test_ohem_and_computed_class_weights_train(data, tmp_path):
+    result = fit(tiny(data, tmp_path, "train.epochs=1", "loss.name=ohem_ce", "loss.min_kept=1000",
+                      "loss.class_weights=median_frequency"))
+    assert np.isfinite(result["loss"])
+    weights = json.loads((tmp_path / "class_weights.json").read_text())["weights"]
+    assert len(weights) == 19 and max(weights) <= 10

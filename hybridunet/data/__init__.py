@@ -16,16 +16,41 @@ from hybridunet.data.synthetic import synthesize
 from hybridunet.data.transforms import eval_transform, train_transform
 
 
-def open_dataset(root: str | Path, split: str = "train", format: str = "auto", **kwargs: Any) -> SegmentationDataset:
-    """The data set at `root` in `format` ("pairs" or "cityscapes"); "auto" picks official
-    Cityscapes when ROOT/leftImg8bit exists, else Kaggle pairs."""
-    if format == "auto":
-        format = "cityscapes" if (Path(root) / "leftImg8bit").is_dir() else "pairs"
+def resolve_format(root: str | Path, format: str = "auto") -> str:
+    """`auto` -> "cityscapes" when ROOT/leftImg8bit exists, "folder" when ROOT/train/images
+    does, else "pairs"."""
+    if format != "auto":
+        return format
+    root = Path(root)
+    if (root / "leftImg8bit").is_dir():
+        return "cityscapes"
+    return "folder" if (root / "train" / "images").is_dir() else "pairs"
+
+
+def open_dataset(root: str | Path, split: str = "train", format: str = "auto", num_classes: int | None = None,
+                 **kwargs: Any) -> SegmentationDataset:
+    """The data set at `root` in `format`: "pairs" (Kaggle), "cityscapes" (official) or
+    "folder" (ROOT/split/images + ROOT/split/masks, index masks below `num_classes`, 255 ignored)."""
+    format = resolve_format(root, format)
     if format == "cityscapes":
         return Cityscapes(root, split, **kwargs)
     if format == "pairs":
         return CityscapesPairs(root, split, **kwargs)
-    raise ValueError(f"data format {format!r}; expected 'auto', 'pairs' or 'cityscapes'")
+    if format == "folder":
+        return SegmentationFolder(Path(root) / split / "images", Path(root) / split / "masks",
+                                  num_classes=num_classes, **kwargs)
+    raise DataError(f"data format {format!r}; expected 'auto', 'pairs', 'cityscapes' or 'folder'")
+
+
+def folder_class_names(root: str | Path, num_classes: int) -> list[str]:
+    """Class names of folder data: ROOT/classes.txt (one per line) if there is one, else class_0, ..."""
+    listed = Path(root) / "classes.txt"
+    if not listed.is_file():
+        return [f"class_{i}" for i in range(num_classes)]
+    names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+    if len(names) != num_classes:
+        raise DataError(f"{listed} names {len(names)} classes; model.num_classes is {num_classes}")
+    return names
 
 
 __all__ = [
@@ -41,9 +66,11 @@ __all__ = [
     "SegmentationFolder",
     "colorize",
     "eval_transform",
+    "folder_class_names",
     "fit_palette",
     "make_loader",
     "open_dataset",
+    "resolve_format",
     "synthesize",
     "train_transform",
 ]

@@ -46,8 +46,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, 
     loader = make_loader(open_split(config, split, train=False),
                          batch_size or config.train.val_batch_size or config.train.batch_size,
                          num_workers=config.data.num_workers)
-    return evaluate(model, loader, config.model.num_classes, build_loss(config).to(dev), meta["class_names"],
-                    dev, precision)
+    loss = build_loss(config, meta.get("class_weights")).to(dev)  # the loss the run trained with
+    return evaluate(model, loader, config.model.num_classes, loss, meta["class_names"], dev, precision)
 
 
 @torch.no_grad()

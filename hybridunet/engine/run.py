@@ -41,6 +41,7 @@ class Run:
     class_names: list[str]
     val_data: SegmentationDataset
     train_data: SegmentationDataset | None = None
+    class_weights: list[float] | None = None  # the loss's, resolved (computed ones cached in the run folder)
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None

@@ -22,7 +22,7 @@ from hybridunet.allocator import retained_cpu_memory
 from hybridunet.checkpoint import atomic_write, read_checkpoint, save_checkpoint
 from hybridunet.config import ExperimentConfig
 from hybridunet.data import make_loader
-from hybridunet.engine.build import build_loss, build_model, class_names, open_split
+from hybridunet.engine.build import build_loss, build_model, class_names, open_split, resolve_class_weights
 from hybridunet.engine.device import hardware_name, resolve_precision
 from hybridunet.engine.loops import evaluate, train_epoch
 from hybridunet.engine.optim import build_optimizer, build_scheduler
@@ -53,6 +53,12 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
     run_dir = shared_out_dir(config, resume, world)
     run = Run(config, run_dir.path, t.raw_model, device, precision, class_names(config), t.val_loader.dataset,
               train_data=t.train_loader.dataset, resumed=resume)
+    try:
+        run.class_weights = resolve_class_weights(config, run.train_data, run.class_names, run.out_dir)
+    except BaseException:
+        run_dir.discard_if_empty_of_results()
+        raise
+    t.loss_fn = build_loss(config, run.class_weights).to(device)
     if world.is_main:
         print(f"hybridunet: {config.model.label} seed {config.seed} on {device.type} ({hardware_name(device)}), "
               f"{precision}; {len(run.train_data)} training images -> {run.out_dir}", file=sys.stderr, flush=True)
@@ -99,7 +105,7 @@ class _Training:
     model: nn.Module  # what trains: raw_model, maybe wrapped in DDP and compiled
     train_loader: Any
     val_loader: Any
-    loss_fn: nn.Module
+    loss_fn: nn.Module | None
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
@@ -121,14 +127,14 @@ class _Training:
             model = nn.parallel.DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
         model = torch.compile(model) if t.compile else model
         optimizer = build_optimizer(config, raw_model)
-        return cls(config, world, raw_model, model, train_loader, val_loader, build_loss(config).to(device),
-                   optimizer, build_scheduler(config, optimizer, len(train_loader)),
+        return cls(config, world, raw_model, model, train_loader, val_loader, None,  # the loss: once the run folder is
+                   optimizer, build_scheduler(config, optimizer, len(train_loader)),   # there (its class weights)
                    torch.amp.GradScaler("cuda", enabled=precision.amp == "fp16"))
 
     def meta(self, run: Run) -> dict[str, Any]:
         c = self.config
         return {"model": {"name": c.model.name, **c.model.build_kwargs()}, "class_names": run.class_names,
-                "config": c.to_dict(), "precision": run.precision.as_dict()}
+                "config": c.to_dict(), "precision": run.precision.as_dict(), "class_weights": run.class_weights}
 
     def start(self, run: Run) -> None:
         if self.world.is_main:

@@ -116,7 +116,8 @@ class MLflowCallback(Callback):
                 experiment_id(self.config.experiment, uri), run_name=self.config.run_name or run.out_dir.name, tags=tags
             )
             self.run_id = created.info.run_id
-            self.log_params({**cfg.flat(), **{f"resolved.{k}": v for k, v in run.precision.as_dict().items()}})
+            resolved = {**run.precision.as_dict(), "class_weights": run.class_weights}
+            self.log_params({**cfg.flat(), **{f"resolved.{k}": v for k, v in resolved.items()}})
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)

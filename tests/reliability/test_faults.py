@@ -97,9 +97,9 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_d
     real = build.build_loss
 
     class ExplodesInEpoch2(torch.nn.Module):
-        def __init__(self, config):
+        def __init__(self, config, class_weights=None):
             super().__init__()
-            self.base, self.calls = real(config), 0
+            self.base, self.calls = real(config, class_weights), 0
 
         def forward(self, logits, target):
             self.calls += 1  # 4 training steps per epoch, then validation calls
