@@ -53,16 +53,12 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
     run_dir = shared_out_dir(config, resume, world)
     run = Run(config, run_dir.path, t.raw_model, device, precision, class_names(config), t.val_loader.dataset,
               train_data=t.train_loader.dataset, resumed=resume)
-    try:
-        run.class_weights = resolve_class_weights(config, run.train_data, run.class_names, run.out_dir)
-    except BaseException:
-        run_dir.discard_if_empty_of_results()
-        raise
-    t.loss_fn = build_loss(config, run.class_weights).to(device)
     if world.is_main:
         print(f"hybridunet: {config.model.label} seed {config.seed} on {device.type} ({hardware_name(device)}), "
               f"{precision}; {len(run.train_data)} training images -> {run.out_dir}", file=sys.stderr, flush=True)
     try:
+        run.class_weights = resolve_class_weights(config, run.train_data, run.class_names, run.out_dir)
+        t.loss_fn = build_loss(config, run.class_weights).to(device)
         t.restore(run) if resume else t.start(run)
         for cb in callbacks:
             cb.on_fit_start(run)
