@@ -70,14 +70,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
     format = resolve_format(args.data, args.format)
     if format == "folder":
-        listed = Path(args.data) / "classes.txt"
-        if args.num_classes is None and not listed.is_file():
-            from hybridunet.errors import UsageError
-
-            raise UsageError(f"{args.data} holds folder data: pass --num-classes or write its names to {listed}")
-        count = args.num_classes or len([l for l in listed.read_text().splitlines() if l.strip()])
-        names = folder_class_names(args.data, count)
-        dataset = open_dataset(args.data, args.split, format=format, num_classes=count)
+        names = folder_class_names(args.data, args.num_classes)
+        dataset = open_dataset(args.data, args.split, format=format, num_classes=len(names))
     else:
         names = list(CLASS_NAMES)
         dataset = open_dataset(args.data, args.split, format=format)

@@ -42,13 +42,17 @@ def open_dataset(root: str | Path, split: str = "train", format: str = "auto", n
     raise DataError(f"data format {format!r}; expected 'auto', 'pairs', 'cityscapes' or 'folder'")
 
 
-def folder_class_names(root: str | Path, num_classes: int) -> list[str]:
-    """Class names of folder data: ROOT/classes.txt (one per line) if there is one, else class_0, ..."""
+def folder_class_names(root: str | Path, num_classes: int | None = None) -> list[str]:
+    """Class names of folder data: ROOT/classes.txt (one per line) if there is one, else
+    class_0, ...; without a classes.txt the number of classes must be given."""
     listed = Path(root) / "classes.txt"
     if not listed.is_file():
+        if num_classes is None:
+            raise DataError(f"{root} holds folder data without {listed.name}: give the number of classes "
+                            "(model.num_classes, or --num-classes) or write their names to it")
         return [f"class_{i}" for i in range(num_classes)]
     names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
-    if len(names) != num_classes:
+    if num_classes is not None and len(names) != num_classes:
         raise DataError(f"{listed} names {len(names)} classes; model.num_classes is {num_classes}")
     return names
 

@@ -33,16 +33,22 @@ def stored_precision(meta: dict[str, Any], device: torch.device) -> Precision:
     return precision
 
 
+def _load(checkpoint: str | Path, device: str) -> tuple[nn.Module, dict[str, Any], torch.device, Precision]:
+    """The checkpoint's model on `device`, in the precision and memory format it trained with
+    where the device supports them."""
+    dev = pick_device(device)
+    model, meta = load_model(checkpoint, dev)
+    precision = stored_precision(meta, dev)
+    return model.to(memory_format=precision.memory_format), meta, dev, precision
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, split: str = "val",
                         batch_size: int | None = None, device: str = "auto") -> dict[str, Any]:
     """Metrics of a checkpoint on a split: the run's own data, or all of another data set's split."""
-    dev = pick_device(device)
-    model, meta = load_model(checkpoint, dev)
+    model, meta, dev, precision = _load(checkpoint, device)
     config = parse_config(meta["config"], f"the config stored in {checkpoint}")
     if data is not None:  # another data set: all of its split, not the training run's subset
         config.data = config.data.model_copy(update={"root": str(data), "limit_val": None})
-    precision = stored_precision(meta, dev)
-    model = model.to(memory_format=precision.memory_format)
     loader = make_loader(open_split(config, split, train=False),
                          batch_size or config.train.val_batch_size or config.train.batch_size,
                          num_workers=config.data.num_workers)
@@ -114,10 +120,7 @@ def predict_files(checkpoint: str | Path, source: str | Path, out: str | Path, s
     from hybridunet.data.labels import colorize
 
     targets = prediction_targets(source, out, overwrite)
-    dev = pick_device(device)
-    model, meta = load_model(checkpoint, dev)
-    precision = stored_precision(meta, dev)
-    model = model.to(memory_format=precision.memory_format)
+    model, meta, dev, precision = _load(checkpoint, device)
     normalize = meta["config"]["data"]["normalize"]
     Path(out).mkdir(parents=True, exist_ok=True)
     for t in targets:
