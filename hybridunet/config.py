@@ -129,6 +129,8 @@ class DataConfig(Section):
     augment: AugmentConfig = AugmentConfig()
     num_workers: int = Field(0, ge=0, json_schema_extra=RESUMABLE)
     cache_masks: bool = False
+    in_memory: bool = Field(
+        False, description="decode the training split once, hold it on the training device and augment it there")
     skip_bad: bool = False
     limit_train: int | None = Field(None, gt=0, description="use only the first N training samples")
     limit_val: int | None = Field(None, gt=0, description="use only the first N validation samples")

@@ -91,9 +91,12 @@ def test_ddp_speed_trains_under_torchrun(capsys):
 def test_loop_speed_divides_a_fit_epoch_by_the_bare_step(capsys):
     lines, figures = run_benchmark("loop_speed", "--models", "unet", "--batch", "2", "--size", "32",
                                    "--images", "8", "--steps", "1", capsys=capsys)
-    assert figures["unet_loop_images_per_s"] > 0 and figures["unet_step_images_per_s"] > 0
-    (row,) = [line.split() for line in lines if line.lstrip().startswith("unet")]
-    assert row[-1] == f"{figures['unet_loop_over_step']:.2f}"  # the table's ratio is the reported one
+    assert figures["unet_step_images_per_s"] > 0
+    rows = {row[1]: row for row in (line.split() for line in lines if line.lstrip().startswith("unet"))}
+    assert set(rows) == {"dataloader", "in_memory"}
+    for loader, row in rows.items():  # the table's ratio is the reported one
+        assert figures[f"unet_{loader}_loop_images_per_s"] > 0
+        assert row[-1] == f"{figures[f'unet_{loader}_loop_over_step']:.2f}"
 
 
 def test_tune_workers_counts_finished_trials_per_worker_count(capsys):

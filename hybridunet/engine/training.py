@@ -91,6 +91,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _train_loader(config: ExperimentConfig, world: distributed.World, device: torch.device):
+    """The training batches: a DataLoader, or with data.in_memory the decoded split on the device."""
+    d, t = config.data, config.train
+    data = open_split(config, d.train_split, train=True)
+    if d.in_memory:
+        from hybridunet.data.in_memory import InMemoryLoader
+
+        return InMemoryLoader(data, t.batch_size, d.size, d.normalize, d.augment.scale, d.augment.hflip,
+                              d.augment.color_jitter, device=device, seed=config.seed, rank=world.rank,
+                              num_replicas=world.size, progress=t.progress and distributed.is_main())
+    return make_loader(data, t.batch_size, shuffle=True, rank=world.rank, num_replicas=world.size,
+                       num_workers=d.num_workers, seed=config.seed)
+
+
 @dataclass
 class _Training:
     """The moving parts of one training, and the steps `fit` takes with them."""
@@ -111,8 +125,7 @@ class _Training:
         t = config.train
         shard = {"rank": world.rank, "num_replicas": world.size, "num_workers": config.data.num_workers,
                  "seed": config.seed}
-        train_loader = make_loader(open_split(config, config.data.train_split, train=True), t.batch_size,
-                                   shuffle=True, **shard)
+        train_loader = _train_loader(config, world, device)
         val_loader = make_loader(open_split(config, config.data.val_split, train=False),
                                  t.val_batch_size or t.batch_size, shuffle=False, **shard)
         raw_model = build_model(config, device, precision)
