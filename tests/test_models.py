@@ -67,6 +67,26 @@ def test_every_combination_of_parts_trains(encoder_block, skip, bottleneck, upsa
     assert_trains(model, images, 5)
 
 
+def test_attention_gates_weigh_the_skip_by_a_sigmoid_of_their_state_dict():
+    """The full-resolution gate is Attention U-Net's formula on its own weights; the coarse
+    gate computes its attention on a quarter of the positions and upsamples it."""
+    from hybridunet.nn.skips import AttentionGateSkip, CoarseAttentionGateSkip
+
+    torch.manual_seed(0)
+    x, skip = torch.randn(2, 8, 16, 12), torch.randn(2, 6, 16, 12)
+    gate = AttentionGateSkip(8, 6).eval()
+    alpha = gate.psi(gate.gate(x) + gate.skip(skip))
+    assert torch.allclose(gate(x, skip), torch.cat([x, skip * alpha], 1), atol=1e-6)
+
+    coarse = CoarseAttentionGateSkip(8, 6).eval()
+    seen = []
+    coarse.psi[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    out = coarse(x, skip)
+    assert seen == [(2, 1, 8, 6)] and out.shape == (2, 14, 16, 12) and torch.equal(out[:, :8], x)
+    ratio = out[:, 8:] / skip
+    assert ((ratio > 0) & (ratio < 1)).all()  # every skip pixel weighed by a sigmoid in (0, 1)
+
+
 def test_hybrid_unet_is_the_unet_with_three_parts_swapped():
     unet, hybrid = hu.create_model("unet"), hu.create_model("hybrid_unet")
     assert type(unet) is type(hybrid) is hu.models.UNet
@@ -109,7 +129,7 @@ def test_unknown_model_lists_the_known_models():
     "kwargs,message",
     [
         (dict(bottleneck="asp"), r"unknown bottleneck 'asp'\. Did you mean 'aspp'\?"),
-        (dict(skip="attention"), r"unknown skip 'attention'.*attention_gate, concat"),
+        (dict(skip="attention"), r"unknown skip 'attention'.*attention_gate, coarse_attention_gate, concat"),
         (dict(encoder_block="resnet"), r"unknown block 'resnet'.*double_conv, residual, residual_se"),
         (dict(upsampler="pixelshuffle"), r"unknown upsampler 'pixelshuffle'.*bilinear, transpose"),
     ],

@@ -6,17 +6,18 @@ from torch import nn
 
 
 class ConvNormAct(nn.Sequential):
-    """Convolution (no bias), BatchNorm, then ReLU unless `activation` is False; 'same' padding.
+    """Convolution (no bias), BatchNorm, then ReLU unless `activation` is False; 'same'
+    padding for odd kernels at stride 1.
 
     Laid out as torchvision's Conv2dNormActivation (modules 0, 1, 2), so state dicts match,
     without importing torchvision (seconds at start-up).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
-                 activation: bool = True) -> None:
+                 activation: bool = True, stride: int = 1) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2 * dilation,
-                      dilation=dilation, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                      padding=(kernel_size - 1) // 2 * dilation, dilation=dilation, bias=False),
             nn.BatchNorm2d(out_channels),
         ]
         if activation:
