@@ -39,11 +39,13 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out = synthesize(args.out, train=args.train, val=args.val, size=args.size, seed=args.seed, labels=args.labels,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, test=args.test, workers=args.workers)
     elapsed = time.perf_counter() - start
-    total = args.train + args.val
-    print(f"wrote {args.train} train + {args.val} val pairs of {args.size}x{2 * args.size} to {out} "
-          f"in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} pairs/s)")
+    total = args.train + args.val + args.test
+    test = f" + {args.test} test" if args.test else ""
+    print(f"wrote {args.train} train + {args.val} val{test} pairs of {args.size}x{2 * args.size} to {out} "
+          f"in {elapsed:.1f}s ({total / max(elapsed, 1e-9):.0f} pairs/s, {args.workers} process"
+          f"{'es' if args.workers > 1 else ''})")
     return 0
 
 
@@ -203,10 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = _Subcommands(commands.add_parser("data", help="generate or inspect data sets").add_subparsers(
         dest="data_command", required=True, metavar="ACTION"), common)
     synth = data.add_parser("synth", help="write synthetic street scenes in the Kaggle pairs layout")
-    synth.add_argument("--out", required=True, help="output folder (gets train/ and val/)")
+    synth.add_argument("--out", required=True, help="output folder (gets train/, val/, test/ and synthetic.json)")
     synth.add_argument("--train", type=_count, default=200, help="training pairs (default 200)")
     synth.add_argument("--val", type=_count, default=50, help="validation pairs (default 50)")
+    synth.add_argument("--test", type=_count, default=0, help="held-out test pairs (default 0: no test split)")
     synth.add_argument("--size", type=_positive, default=256, help="photo height and width (default 256)")
+    synth.add_argument("--workers", type=_positive, default=1, help="processes (the files are the same; default 1)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--labels", action="store_true", help="also write exact trainId masks to {split}_labels/")
     synth.add_argument("--overwrite", action="store_true", help="replace data already in --out")

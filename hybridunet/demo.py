@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hybridunet.compare import run_comparison, summary, table
 from hybridunet.config import parse_config
-from hybridunet.data.synthetic import synthesize
+from hybridunet.data.synthetic import ensure_synthetic
 
 DATA = Path("data/synthetic")
+SYNTHETIC = {"train": 200, "val": 50, "size": 256, "seed": 0}  # what DATA holds (synthetic.json checks it)
 # A budget of a few minutes on two CPU cores: 96x96 crops, half-width models, a subset.
 RECIPE = {
     "model": {"widths": [16, 32, 64, 128, 256]},
@@ -26,7 +28,7 @@ def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
     """Generate the synthetic data if missing, compare the two presets, print the table."""
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
-        synthesize(DATA, train=200, val=50, size=256, seed=0)
+    ensure_synthetic(DATA, **SYNTHETIC, workers=os.cpu_count() or 1)
     configs = []
     for name in ("unet", "hybrid_unet"):
         tree = {**RECIPE, "model": {**RECIPE["model"], "name": name}}

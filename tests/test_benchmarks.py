@@ -112,7 +112,9 @@ def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, mo
         "quality", "--arms", "unet", "unet:encoder_block=residual", "--seeds", "2", "--epochs", "1",
         "--train", "8", "--val", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking",
         capsys=capsys)
-    assert (tmp_path / "data/benchmark-8-4-32-s0/val").is_dir()
+    from hybridunet.data.synthetic import GENERATOR_VERSION
+
+    assert (tmp_path / f"data/benchmark-v{GENERATOR_VERSION}-8-4-32-s0/val").is_dir()
     assert "unet:encoder_block=residual-unet_p_value" in figures
     assert any(line.startswith("dice unet:encoder_block=residual - unet:") for line in lines)
 

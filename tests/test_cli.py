@@ -83,4 +83,6 @@ def test_data_synth_calls_the_generator_and_refuses_to_overwrite(tmp_path, capsy
     assert main(["data", "synth", "--out", str(out), "--train", "2", "--val", "1", "--size", "32"]) == 0
     assert sorted(p.name for p in (out / "train").iterdir()) == ["1.jpg", "2.jpg"]
     assert main(["data", "synth", "--out", str(out), "--train", "2", "--val", "1", "--size", "32"]) == 2
-    assert "already holds data (2 files); pass --overwrite" in capsys.readouterr().err
+    assert "already holds synthetic data (3 files; generator version 2, seed 0, size 32" in capsys.readouterr().err
+    assert main(["data", "synth", "--out", str(out), "--train", "1", "--val", "1", "--size", "32", "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["1.jpg"]  # the old pairs are gone, not mixed in

@@ -12,20 +12,27 @@ Each image is a pure function of (seed, split, index): any subset can be regener
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from hybridunet.data.fingerprint import GENERATOR_JSON
 from hybridunet.data.labels import LABELS, label_id_to_train_id
-from hybridunet.errors import OutputExistsError
+from hybridunet.errors import DataError, OutputExistsError
 
 # labelIds (see labels.LABELS)
 EGO, STATIC, GROUND, ROAD, SIDEWALK, PARKING = 1, 4, 6, 7, 8, 9
 BUILDING, WALL, FENCE, POLE = 11, 12, 13, 17
 LIGHT, SIGN, VEGETATION, TERRAIN, SKY = 19, 20, 21, 22, 23
-PERSON, RIDER, CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE = 24, 25, 26, 27, 28, 32, 33
+PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE = 24, 25, 26, 27, 28, 31, 32, 33
+RAIL_TRACK = 10
+
+# Bump when scenes change: the data folder's synthetic.json records it, so data of two
+# generator versions never mix silently (version 1: commit 47e7fda and before).
+GENERATOR_VERSION = 2
 
 LABEL_COLORS = np.zeros((256, 3), np.uint8)
 for _label in LABELS:
@@ -69,8 +76,9 @@ class View:
 
     def sides(self, X: float, Z0: np.ndarray, Z1: np.ndarray, s0: np.ndarray, s1: np.ndarray) -> np.ndarray:
         """Many such rectangles at once: (n, 4, 2) corners."""
-        corners = [(Z0, s0), (Z0, s1), (Z1, s1), (Z1, s0)]
-        return np.stack([np.stack(self.xy(X, Z, s), -1) for Z, s in corners], 1)
+        Z, s = np.stack([Z0, Z0, Z1, Z1], 1), np.stack([s0, s1, s1, s0], 1)
+        x, y = self.xy(X, Z, s)
+        return np.stack([x, y], -1)
 
 
 class Canvas:
@@ -81,14 +89,13 @@ class Canvas:
         self.labels = np.zeros((size, size), np.uint8)
 
     def poly(self, points: np.ndarray | list[np.ndarray], label: int, color) -> None:
-        polys = [np.round(p).astype(np.int32) for p in (points if isinstance(points, list) else [points])]
+        polys = _pixels(points)
         cv2.fillPoly(self.labels, polys, int(label))
         cv2.fillPoly(self.photo, polys, _rgb(color))
 
     def paint(self, points: np.ndarray | list[np.ndarray], color) -> None:
         """Photo only (windows, wheels, markings): the label underneath stays."""
-        polys = [np.round(p).astype(np.int32) for p in (points if isinstance(points, list) else [points])]
-        cv2.fillPoly(self.photo, polys, _rgb(color))
+        cv2.fillPoly(self.photo, _pixels(points), _rgb(color))
 
     def ellipse(self, centre, axes, label: int | None, color) -> None:
         c = (int(round(centre[0])), int(round(centre[1])))
@@ -105,8 +112,17 @@ class Canvas:
         cv2.line(self.photo, a, b, _rgb(color), w)
 
 
+def _pixels(points: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+    """Polygons as OpenCV takes them: a list of int32 (k, 2) arrays; (n, k, 2) arrays round at once."""
+    if isinstance(points, np.ndarray):
+        points = points[None] if points.ndim == 2 else points
+        return list(np.round(points).astype(np.int32))
+    return [np.round(p).astype(np.int32) for p in points]
+
+
 def _rgb(color) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, int(c))) for c in color)
+    r, g, b = color.tolist() if isinstance(color, np.ndarray) else color
+    return min(255, max(0, int(r))), min(255, max(0, int(g))), min(255, max(0, int(b)))
 
 
 def _grey(rng: np.random.Generator, lo: float, hi: float, tint: float = 8) -> np.ndarray:
@@ -123,9 +139,9 @@ class SceneRenderer:
 
     def __init__(self, rng: np.random.Generator, size: int) -> None:
         self.rng, self.size = rng, size
-        self.view = View(size, horizon=size * rng.uniform(0.34, 0.5), vanish_x=size * rng.uniform(0.35, 0.65))
+        self.view = View(size, horizon=size * rng.uniform(0.3, 0.42), vanish_x=size * rng.uniform(0.35, 0.65))
         self.canvas = Canvas(size)
-        self.road = rng.uniform(0.3, 0.55)  # half-width of the road (world units)
+        self.road = rng.uniform(0.5, 0.85)  # half-width of the road (world units)
         self.walk = rng.uniform(0.12, 0.3)  # sidewalk width
         self.setback = rng.uniform(0.0, 0.25) if rng.random() < 0.5 else 0.0  # grass before facades
         self.facade = self.road + self.walk + self.setback
@@ -166,6 +182,13 @@ class SceneRenderer:
                 s0 = rng.uniform(0.3, 0.7)
                 c.poly(_ground(v, kerb, kerb + side * self.walk * 0.6, s0, s0 + 0.25), PARKING, walk_color * 0.92)
         c.poly(_ground(v, -self.road, self.road, far, near), ROAD, road_color)
+        # Distant buildings along the horizon: a city's skyline, not open sky, ends the street.
+        edges = np.sort(rng.uniform(0, S, rng.integers(4, 9)))
+        tops = v.horizon - S * rng.uniform(0.15, 0.36, len(edges) + 1)
+        xs = np.concatenate([[0], edges, [S]])
+        skyline = [np.array([[x0, v.horizon + 1], [x0, t], [x1, t], [x1, v.horizon + 1]])
+                   for x0, x1, t in zip(xs[:-1], xs[1:], tops)]
+        c.poly(skyline, BUILDING, _grey(rng, 110, 170, 8))
         # Dashed centre line and shadows: photo only, the label stays road.
         for s in np.arange(rng.uniform(0.05, 0.2), near, 0.22):
             c.paint(_ground(v, -0.012, 0.012, s, s + 0.09), _grey(rng, 190, 230, 3))
@@ -181,12 +204,12 @@ class SceneRenderer:
         while s < 1.6:
             length = rng.uniform(0.08, 0.35) * max(s, 0.15)
             s1 = s + length
-            height = rng.uniform(0.35, 1.2)
-            if rng.random() < 0.15:  # a gap with a tree instead of a building
+            height = rng.uniform(1.6, 4.0)
+            if rng.random() < 0.3:  # a gap with a tree instead of a building
                 out.append((s, self._tree_at(X - side * 0.05, s + length / 2)))
             else:
                 out.append((s, self._building_at(X, s, s1, height)))
-                if rng.random() < 0.25:
+                if rng.random() < 0.5:
                     kind = WALL if rng.random() < 0.5 else FENCE
                     out.append((s + 1e-3, self._low_barrier(X - side * 0.02, s, s1, kind)))
             s = s1
@@ -202,18 +225,15 @@ class SceneRenderer:
             c.poly(v.side(X, 0, height, s0, s1), BUILDING, color)
             if height * s0 * self.size < 3 * rows:  # too far away for windows to show
                 return
-            z0 = height * (0.1 + 0.85 * np.arange(rows) / rows)
-            a = s0 + (s1 - s0) * (0.1 + 0.85 * np.arange(cols) / cols)
-            z0, a = np.meshgrid(z0, a, indexing="ij")
-            z1, b = z0 + height * 0.5 / rows, a + (s1 - s0) * 0.5 / cols
-            wins = list(v.sides(X, z0.ravel(), z1.ravel(), a.ravel(), b.ravel()))
-            c.paint(wins, window)
+            z0 = np.repeat(height * (0.1 + 0.85 * np.arange(rows) / rows), cols)
+            a = np.tile(s0 + (s1 - s0) * (0.1 + 0.85 * np.arange(cols) / cols), rows)
+            c.paint(v.sides(X, z0, z0 + height * 0.5 / rows, a, a + (s1 - s0) * 0.5 / cols), window)
 
         return draw
 
     def _low_barrier(self, X: float, s0: float, s1: float, kind: int):
         rng, v, c = self.rng, self.view, self.canvas
-        height = rng.uniform(0.06, 0.15)
+        height = rng.uniform(0.1, 0.3)
         color = _grey(rng, 95, 165, 10) if kind == WALL else _grey(rng, 100, 190, 15) + np.array([15, 5, 5])
 
         def draw() -> None:
@@ -226,15 +246,16 @@ class SceneRenderer:
 
     def _tree_at(self, X: float, s: float):
         rng, v, c = self.rng, self.view, self.canvas
-        trunk_h, crown = rng.uniform(0.2, 0.45), rng.uniform(0.12, 0.3)
+        trunk_h, crown = rng.uniform(0.25, 0.6), rng.uniform(0.18, 0.42)
         green = np.array([rng.uniform(40, 110), rng.uniform(80, 150), rng.uniform(20, 70)])
-        blobs = [(rng.uniform(-1, 1) * crown * 0.6, trunk_h + rng.uniform(0, crown), rng.uniform(0.5, 1.0) * crown) for _ in range(4)]
+        blobs = list(zip(rng.uniform(-1, 1, 5) * crown * 0.6, trunk_h + rng.uniform(0, crown, 5),
+                         rng.uniform(0.5, 1.0, 5) * crown, rng.uniform(0.8, 1.15, 5)))
 
-        def draw() -> None:
+        def draw() -> None:  # every random value is drawn above, when the tree is placed
             c.line(v.xy(X, 0, s), v.xy(X, trunk_h, s), max(1, 0.02 * s * self.size), VEGETATION, [90, 70, 50])
-            for dx, z, r in blobs:
+            for dx, z, r, shade in blobs:
                 x, y = v.xy(X + dx, z, s)
-                c.ellipse((x, y), (r * s * self.size, r * s * self.size * 0.8), VEGETATION, green * rng.uniform(0.8, 1.15))
+                c.ellipse((x, y), (r * s * self.size, r * s * self.size * 0.8), VEGETATION, green * shade)
 
         return draw
 
@@ -242,8 +263,8 @@ class SceneRenderer:
         rng, v, c = self.rng, self.view, self.canvas
         out = []
         X = side * (self.road + 0.04)
-        for s in np.sort(rng.uniform(0.15, 1.3, rng.integers(1, 5))):
-            kind = rng.choice(["pole", "light", "sign", "tree", "static"], p=[0.2, 0.2, 0.25, 0.25, 0.1])
+        for s in np.sort(rng.uniform(0.15, 1.3, rng.integers(2, 7))):
+            kind = rng.choice(["pole", "light", "sign", "tree", "static"], p=[0.23, 0.16, 0.28, 0.18, 0.15])
             if kind == "tree":
                 out.append((s, self._tree_at(X + side * 0.04, s)))
                 continue
@@ -253,20 +274,22 @@ class SceneRenderer:
                 continue
             top = rng.uniform(0.45, 0.9)
             metal = _grey(rng, 90, 170, 4)
+            lamp = [(250, 40, 30), (250, 190, 30), (40, 220, 80)][rng.integers(3)]
+            size = rng.uniform(0.05, 0.08)
+            face = [(200, 30, 30), (30, 70, 170), (240, 240, 240), (230, 200, 40)][rng.integers(4)]
+            round_sign = rng.random() < 0.5
 
-            def draw(s=s, kind=kind, top=top, metal=metal) -> None:
-                c.line(v.xy(X, 0, s), v.xy(X, top, s), max(1, 0.012 * s * self.size), POLE, metal)
+            def draw(s=s, kind=kind, top=top, metal=metal, lamp=lamp, size=size, face=face, round_sign=round_sign) -> None:
+                c.line(v.xy(X, 0, s), v.xy(X, top, s), max(1, 0.025 * s * self.size), POLE, metal)
                 if kind == "light":
                     box = v.quad(X - 0.035, X + 0.035, top - 0.02, top + 0.13, s)
                     c.poly(box, LIGHT, [35, 35, 30])
-                    lamp = [(250, 40, 30), (250, 190, 30), (40, 220, 80)][rng.integers(3)]
                     x, y = v.xy(X, top + 0.08, s)
                     c.ellipse((x, y), (0.015 * s * self.size,) * 2, None, lamp)
                 elif kind == "sign":
                     x, y = v.xy(X, top + 0.03, s)
-                    r = rng.uniform(0.03, 0.05) * s * self.size
-                    face = [(200, 30, 30), (30, 70, 170), (240, 240, 240), (230, 200, 40)][rng.integers(4)]
-                    if rng.random() < 0.5:
+                    r = size * s * self.size
+                    if round_sign:
                         c.ellipse((x, y), (r, r), SIGN, face)
                     else:
                         c.poly(np.array([[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]]), SIGN, face)
@@ -277,9 +300,13 @@ class SceneRenderer:
     def _people(self, side: int) -> list:
         rng = self.rng
         out = []
-        for s in rng.uniform(0.15, 1.05, rng.integers(0, 4)):
+        for s in rng.uniform(0.15, 1.05, rng.integers(0, 6)):
             X = side * (self.road + rng.uniform(0.05, 0.9) * self.walk)
             out.append((s, self._person_at(X, s, PERSON, rng.uniform(0.28, 0.36))))
+        if rng.random() < 0.4:  # bicycles parked along the sidewalk, nobody on them
+            for s in rng.uniform(0.2, 1.0, rng.integers(1, 4)):
+                X = side * (self.road + rng.uniform(0.6, 0.95) * self.walk)
+                out.append((s, self._two_wheeler(X, s, BICYCLE if rng.random() < 0.7 else MOTORCYCLE, ridden=False)))
         return out
 
     def _person_at(self, X: float, s: float, label: int, height: float, z0: float = 0.0):
@@ -301,9 +328,15 @@ class SceneRenderer:
         rng = self.rng
         out = []
         lanes = [-self.road * 0.5, self.road * 0.5]
+        if rng.random() < 0.06:  # a tram on rails in the middle of the road, not too near
+            out.append((0.0, self._rails()))
+            s = rng.uniform(0.12, 0.45)
+            out.append((s, self._box_vehicle(rng.uniform(-0.05, 0.05), s, TRAIN)))
         for s in rng.uniform(0.08, 1.0, rng.integers(1, 6)):
             X = lanes[rng.integers(2)] + rng.uniform(-0.08, 0.08)
-            kind = rng.choice([CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE], p=[0.62, 0.1, 0.08, 0.08, 0.12])
+            kind = rng.choice([CAR, TRUCK, BUS, MOTORCYCLE, BICYCLE], p=[0.72, 0.06, 0.05, 0.09, 0.08])
+            if kind in (TRUCK, BUS):  # large vehicles further away: many images, few pixels each
+                s = rng.uniform(0.08, 0.45)
             if kind in (MOTORCYCLE, BICYCLE):
                 X = np.sign(X) * (self.road - 0.08)
                 out.append((s, self._two_wheeler(X, s, kind)))
@@ -313,7 +346,7 @@ class SceneRenderer:
 
     def _box_vehicle(self, X: float, s: float, kind: int):
         rng, v, c = self.rng, self.view, self.canvas
-        w, h = {CAR: (0.36, 0.2), TRUCK: (0.46, 0.5), BUS: (0.5, 0.6)}[kind]
+        w, h = {CAR: (0.36, 0.2), TRUCK: (0.46, 0.5), BUS: (0.5, 0.6), TRAIN: (0.6, 0.65)}[kind]
         w, h = w * rng.uniform(0.9, 1.1), h * rng.uniform(0.9, 1.1)
         body = self.CAR_COLORS[rng.integers(len(self.CAR_COLORS))] * rng.uniform(0.8, 1.1)
         glass = _grey(rng, 20, 70, 5) + np.array([0, 5, 12])
@@ -331,39 +364,56 @@ class SceneRenderer:
 
         return draw
 
-    def _two_wheeler(self, X: float, s: float, kind: int):
+    def _two_wheeler(self, X: float, s: float, kind: int, ridden: bool = True):
         rng, v, c = self.rng, self.view, self.canvas
         frame = self.CAR_COLORS[rng.integers(len(self.CAR_COLORS))]
-        rider = self._person_at(X, s, RIDER, 0.3, z0=0.1)
-        r = 0.055 if kind == BICYCLE else 0.065
+        rider = self._person_at(X, s, RIDER, 0.3, z0=0.1) if ridden else None
+        r = 0.06 if kind == BICYCLE else 0.07
+        sideways = not ridden  # parked: seen from the side, both wheels
 
         def draw() -> None:
-            for dz in (0.0,):
-                x, y = v.xy(X, r + dz, s)
-                c.ellipse((x, y), (r * 0.35 * s * self.size, r * s * self.size), kind, [25, 25, 25])
-            c.line(v.xy(X, r, s), v.xy(X, 0.16, s), max(1, 0.02 * s * self.size), kind, frame)
-            rider()
+            if sideways:
+                for dx in (-1.3 * r, 1.3 * r):
+                    x, y = v.xy(X + dx, r, s)
+                    c.ellipse((x, y), (r * s * self.size, r * s * self.size), kind, [25, 25, 25])
+                c.line(v.xy(X - 1.3 * r, r, s), v.xy(X + 1.3 * r, r, s), max(1, 0.025 * s * self.size), kind, frame)
+                c.line(v.xy(X, r, s), v.xy(X, 0.17, s), max(1, 0.025 * s * self.size), kind, frame)
+            else:
+                x, y = v.xy(X, r, s)
+                c.ellipse((x, y), (r * 0.45 * s * self.size, r * s * self.size), kind, [25, 25, 25])
+                c.line(v.xy(X, r, s), v.xy(X, 0.16, s), max(1, 0.03 * s * self.size), kind, frame)
+            if rider is not None:
+                rider()
 
         return draw
 
+    def _rails(self):
+        """Tram rails along the road's middle: rail track is void in Cityscapes."""
+        v, c = self.view, self.canvas
+        color = _grey(self.rng, 80, 120, 5)
+        return lambda: c.poly(_ground(v, -0.18, 0.18, 0.0, 1.6), RAIL_TRACK, color)
+
     def _ego_vehicle(self) -> None:
-        if self.rng.random() < 0.5:
+        if self.rng.random() < 0.75:
             S = self.size
-            y = S * self.rng.uniform(0.86, 0.95)
+            y = S * self.rng.uniform(0.8, 0.92)
             hood = np.array([[0, S], [0, y + 0.03 * S], [S / 2, y], [S, y + 0.03 * S], [S, S]])
             self.canvas.poly(hood, EGO, _grey(self.rng, 20, 70, 5))
 
     def _light_and_texture(self) -> np.ndarray:
         rng, S, labels = self.rng, self.size, self.canvas.labels
         photo = self.canvas.photo.astype(np.float32)
-        fine = rng.standard_normal((S, S), dtype=np.float32)
+        # Grain: uniform noise of unit variance (a tenth of the cost of normal noise), and
+        # low-frequency blotches; each class has its own strength of both.
+        fine = rng.integers(-127, 128, (S, S), dtype=np.int8).astype(np.float32) * np.float32(1 / 73.3)
         blotch = cv2.resize(rng.standard_normal((S // 8, S // 8), dtype=np.float32), (S, S), interpolation=cv2.INTER_CUBIC)
         photo += (fine * FINE[labels] + blotch * BLOTCH[labels])[..., None]
         # Light: exposure, colour temperature, a soft left-right gradient and gamma.
         gain = rng.uniform(0.65, 1.25) * np.array([1 + rng.uniform(-0.08, 0.08), 1, 1 + rng.uniform(-0.08, 0.08)], np.float32)
         ramp = 1 + rng.uniform(-0.25, 0.25) * np.linspace(-1, 1, S, dtype=np.float32)[None, :, None]
         gamma = (255 * (np.arange(256) / 255) ** rng.uniform(0.8, 1.25)).astype(np.uint8)
-        return gamma[np.clip(photo * gain * ramp, 0, 255).astype(np.uint8)]
+        photo *= gain * ramp
+        return cv2.LUT(np.clip(photo, 0, 255, out=photo).astype(np.uint8), gamma)
 
 
 def _ground(v: View, X0: float, X1: float, s0: float, s1: float) -> np.ndarray:
@@ -377,45 +427,115 @@ def render_scene(seed: int, split: str, index: int, size: int = 256) -> tuple[np
     return SceneRenderer(rng, size).render()
 
 
+def _write_pairs(out: str, split: str, indices: range, size: int, seed: int, labels: bool, quality: int) -> None:
+    folder, label_folder = Path(out) / split, Path(out) / f"{split}_labels"
+    for i in indices:
+        photo, label_ids = render_scene(seed, split, i, size)
+        pair = np.concatenate([photo, LABEL_COLORS[label_ids]], axis=1)
+        cv2.imwrite(str(folder / f"{i}.jpg"), pair[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality, *JPEG_444])
+        if labels:
+            cv2.imwrite(str(label_folder / f"{i}.png"), TRAIN_IDS[label_ids])
+
+
 def write_split(
-    out: str | Path, split: str, count: int, size: int = 256, seed: int = 0, labels: bool = False, quality: int = 95
+    out: str | Path, split: str, count: int, size: int = 256, seed: int = 0, labels: bool = False, quality: int = 95,
+    workers: int = 1,
 ) -> Path:
     """Write `count` pairs as ``out/split/{1..count}.jpg`` (photo | colour mask), and with
-    `labels` the exact trainId masks as ``out/{split}_labels/{i}.png``.
+    `labels` the exact trainId masks as ``out/{split}_labels/{i}.png``. With `workers`
+    processes the files are the same: each scene is a function of (seed, split, index).
 
     JPEGs use full-resolution chroma (4:4:4): with the common 4:2:0 subsampling, colour
     bleeds across every mask boundary and about 2.5% of mask pixels change class.
     """
     folder = Path(out) / split
     folder.mkdir(parents=True, exist_ok=True)
-    label_folder = Path(out) / f"{split}_labels"
     if labels:
-        label_folder.mkdir(parents=True, exist_ok=True)
-    for i in range(1, count + 1):
-        photo, label_ids = render_scene(seed, split, i, size)
-        pair = np.concatenate([photo, LABEL_COLORS[label_ids]], axis=1)
-        cv2.imwrite(str(folder / f"{i}.jpg"), pair[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality, *JPEG_444])
-        if labels:
-            cv2.imwrite(str(label_folder / f"{i}.png"), TRAIN_IDS[label_ids])
+        (Path(out) / f"{split}_labels").mkdir(parents=True, exist_ok=True)
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = min(workers, count)
+    if workers <= 1:
+        _write_pairs(str(out), split, range(1, count + 1), size, seed, labels, quality)
+        return folder
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the workers need only numpy and OpenCV, already imported (spawn would import torch again)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    chunks = [range(1 + k, count + 1, workers) for k in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for done in [pool.submit(_write_pairs, str(out), split, c, size, seed, labels, quality) for c in chunks]:
+            done.result()
     return folder
+
+
+def generator_record(seed: int, size: int, labels: bool, splits: dict[str, int]) -> dict:
+    """What `synthesize` writes to ROOT/synthetic.json: the generator version and its arguments."""
+    return {"generator": "hybridunet.data.synthetic", "generator_version": GENERATOR_VERSION, "seed": seed,
+            "size": size, "labels": labels, "splits": splits}
 
 
 def synthesize(
     out: str | Path, train: int = 200, val: int = 50, size: int = 256, seed: int = 0, labels: bool = False,
-    overwrite: bool = False,
+    overwrite: bool = False, test: int = 0, workers: int = 1,
 ) -> Path:
-    """Write a synthetic data set in the Kaggle layout (``out/train``, ``out/val``).
+    """Write a synthetic data set in the Kaggle layout (``out/train``, ``out/val`` and, with
+    `test`, a held-out ``out/test``), recording the generator version and arguments in
+    ``out/synthetic.json`` so data of another generator never mixes in silently.
 
-    Data already in a split's folders is replaced only with `overwrite`."""
+    Data already in the splits' folders is replaced only with `overwrite`."""
     out = Path(out)
-    splits = {"train": train, "val": val}
-    for split in splits:
-        existing = [*(out / split).glob("*.jpg"), *(out / f"{split}_labels").glob("*.png")]
-        if existing and not overwrite:
-            raise OutputExistsError(f"{out / split} already holds data ({len(existing)} files); "
-                                    "pass --overwrite to replace it")
-        for path in existing:
-            path.unlink()
+    record_path = out / GENERATOR_JSON
+    splits = {"train": train, "val": val, **({"test": test} if test else {})}
+    existing = [p for split in ("train", "val", "test")
+                for p in [*(out / split).glob("*.jpg"), *(out / f"{split}_labels").glob("*.png")]]
+    if (existing or record_path.exists()) and not overwrite:
+        found = _describe(record_path)
+        raise OutputExistsError(f"{out} already holds synthetic data ({len(existing)} files; {found}); "
+                                "pass --overwrite to replace it")
+    for path in existing:
+        path.unlink()
+    record_path.unlink(missing_ok=True)
     for split, count in splits.items():
-        write_split(out, split, count, size=size, seed=seed, labels=labels)
+        write_split(out, split, count, size=size, seed=seed, labels=labels, workers=workers)
+    record = generator_record(seed, size, labels, splits)
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
     return out
+
+
+def ensure_synthetic(out: str | Path, train: int = 200, val: int = 50, size: int = 256, seed: int = 0,
+                     test: int = 0, workers: int = 1) -> bool:
+    """Generate the set if `out` holds none; if it holds one, check that this generator
+    version with these arguments made it. True when it generated."""
+    out = Path(out)
+    if not any((out / "train").glob("*.jpg")):
+        synthesize(out, train=train, val=val, size=size, seed=seed, test=test, workers=workers)
+        return True
+    wanted = generator_record(seed, size, False, {"train": train, "val": val, **({"test": test} if test else {})})
+    found = read_record(out)
+    keys = ("generator_version", "seed", "size", "splits")
+    if found is None or any(found.get(k) != wanted[k] for k in keys):
+        got = "no record (generator version 1)" if found is None else ", ".join(f"{k} {found.get(k)}" for k in keys)
+        raise DataError(f"{out / GENERATOR_JSON}: {got}; expected {', '.join(f'{k} {wanted[k]}' for k in keys)}. "
+                        f"Regenerate it: hybridunet data synth --out {out} --overwrite "
+                        f"--train {train} --val {val}{f' --test {test}' if test else ''} --size {size} --seed {seed}")
+    return False
+
+
+def read_record(root: str | Path) -> dict | None:
+    """ROOT/synthetic.json, or None where the data has none (not synthetic, or older than version 2)."""
+    path = Path(root) / GENERATOR_JSON
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _describe(record_path: Path) -> str:
+    if not record_path.is_file():
+        return f"no {record_path.name}: generator version 1 or not synthetic"
+    try:
+        r = json.loads(record_path.read_text())
+        return (f"generator version {r.get('generator_version')}, seed {r.get('seed')}, size {r.get('size')}, "
+                f"splits {r.get('splits')}")
+    except (OSError, ValueError) as err:
+        return f"{record_path.name} unreadable: {err}"
