@@ -8,6 +8,7 @@ its 95% t confidence interval and a paired t-test.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import sys
@@ -21,7 +22,7 @@ from scipy import stats
 
 from hybridunet.config import ExperimentConfig
 from hybridunet.engine import fit
-from hybridunet.errors import UsageError
+from hybridunet.errors import DataError, UsageError
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Arm:
     per_class_dice: list[dict[str, float | None]] = field(default_factory=list)
     run_ids: list[str | None] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    test_dice: list[float] = field(default_factory=list)  # on a held-out split, where one was asked for
+    test_miou: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -132,49 +135,123 @@ def run_comparison(
     out_dir: str | Path | None = None,
     tracking: bool = True,
     progress: Callable[[str], None] | None = None,
+    journal: str | Path | None = None,
+    test_split: str | None = None,
 ) -> list[Arm]:
     """Train every (label, config) with every seed; with `tracking`, one parent MLflow run
     holds every training as a nested run, and the table and a bar plot as artifacts.
-    `progress` receives one line per finished run."""
-    import time
+    `progress` receives one line per finished run.
 
+    With `test_split`, each run's best checkpoint (chosen on val) is also scored on that
+    held-out split, which never takes part in the choice. With `journal` (a JSONL file),
+    every finished run appends one line, and a run already there (same label, seed and
+    config hash) is read back instead of trained: a stopped comparison continues.
+    Runs go seed by seed, every arm within a seed, so a cut-off comparison still pairs.
+    """
     check_seeds(seeds)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
     out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
     arms = [Arm(label, [], [], []) for label, _ in configs]
     labels = [label for label, _ in configs]
+    finished = _read_journal(journal) if journal else {}
     with _parent(configs[0][1], tracking, f"compare-{'-vs-'.join(labels)}-{stamp}",
                  {"compare": "parent", "compare.labels": ",".join(labels)}) as parent:
         if parent is not None:
             parent.log_params({"configs": ",".join(labels), "seeds": ",".join(map(str, seeds))})
         total, done = len(configs) * len(seeds), 0
-        for (label, config), arm in zip(configs, arms):
-            for seed in seeds:
-                run_config = config.model_copy(deep=True)
-                run_config.seed = seed
-                run_config.train.out_dir = str(out_dir / f"{label}-s{seed}")
-                run_config.tracking.run_name = f"{label}-s{seed}"
-                callbacks = []
-                if parent is not None:
-                    from hybridunet.tracking import MLflowCallback
-
-                    callbacks.append(MLflowCallback(run_config.tracking, parent_run_id=parent.run_id,
-                                                    tags={"compare.label": label}))
-                start = time.perf_counter()
-                result = fit(run_config, callbacks=callbacks)
-                arm.seconds.append(time.perf_counter() - start)
-                arm.seeds.append(seed)
-                arm.dice.append(result["dice"])
-                arm.miou.append(result["miou"])
-                arm.per_class_dice.append(result["per_class_dice"])
-                arm.run_ids.append(result.get("run_id"))
+        for seed in seeds:
+            for (label, config), arm in zip(configs, arms):
+                key = (label, seed, config.result_hash())
+                record = finished.get(key)
+                if record is None:
+                    record = _train(label, config, seed, out_dir, parent, test_split)
+                    if journal:
+                        _append_journal(journal, key, record)
+                    how = f"in {record['seconds']:.0f} s"
+                else:
+                    how = f"(from {journal})"
+                _add(arm, seed, record)
                 done += 1
                 if progress is not None:
-                    progress(f"[{done}/{total}] {label} seed {seed}: Dice {result['dice']:.4f}, "
-                             f"mIoU {result['miou']:.4f} in {arm.seconds[-1]:.0f} s")
+                    test = f", test Dice {record['test_dice']:.4f}" if record.get("test_dice") is not None else ""
+                    progress(f"[{done}/{total}] {label} seed {seed}: Dice {record['dice']:.4f}, "
+                             f"mIoU {record['miou']:.4f}{test} {how}")
+        for arm in arms:  # in seed order within each arm
+            _sort_by_seed(arm)
         if parent is not None:
             _log_summary(parent, arms)
     return arms
+
+
+def _train(label: str, config: ExperimentConfig, seed: int, out_dir: Path, parent, test_split: str | None) -> dict:
+    import time
+
+    run_config = config.model_copy(deep=True)
+    run_config.seed = seed
+    run_config.train.out_dir = str(out_dir / f"{label}-s{seed}")
+    run_config.tracking.run_name = f"{label}-s{seed}"
+    callbacks = []
+    if parent is not None:
+        from hybridunet.tracking import MLflowCallback
+
+        callbacks.append(MLflowCallback(run_config.tracking, parent_run_id=parent.run_id,
+                                        tags={"compare.label": label}))
+    start = time.perf_counter()
+    result = fit(run_config, callbacks=callbacks)
+    record = {"dice": result["dice"], "miou": result["miou"], "per_class_dice": result["per_class_dice"],
+              "run_id": result.get("run_id"), "seconds": time.perf_counter() - start}
+    if test_split:
+        from hybridunet.engine import evaluate_checkpoint
+
+        test = evaluate_checkpoint(result["checkpoint"], data=run_config.data.root, split=test_split)
+        record.update(test_dice=test["dice"], test_miou=test["miou"])
+    return record
+
+
+def _add(arm: Arm, seed: int, record: dict) -> None:
+    arm.seeds.append(seed)
+    arm.dice.append(record["dice"])
+    arm.miou.append(record["miou"])
+    arm.per_class_dice.append(record["per_class_dice"])
+    arm.run_ids.append(record.get("run_id"))
+    arm.seconds.append(record["seconds"])
+    if record.get("test_dice") is not None:
+        arm.test_dice.append(record["test_dice"])
+        arm.test_miou.append(record["test_miou"])
+
+
+def _sort_by_seed(arm: Arm) -> None:
+    order = np.argsort(arm.seeds, kind="stable")
+    for name in ("seeds", "dice", "miou", "per_class_dice", "run_ids", "seconds", "test_dice", "test_miou"):
+        values = getattr(arm, name)
+        if len(values) == len(order):
+            setattr(arm, name, [values[i] for i in order])
+
+
+def _read_journal(path: str | Path) -> dict[tuple, dict]:
+    """Finished runs of a journal by (label, seed, config hash); the last line of a key wins."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    runs = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            runs[(record["label"], record["seed"], record["config_hash"])] = record
+        except (ValueError, KeyError) as err:
+            raise DataError(f"{path}, line {number}: not a run of this journal ({err}); "
+                            "expected a JSON object with label, seed and config_hash") from None
+    return runs
+
+
+def _append_journal(path: str | Path, key: tuple, record: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    label, seed, config_hash = key
+    with path.open("a") as f:
+        f.write(json.dumps({"label": label, "seed": seed, "config_hash": config_hash, **record}) + "\n")
 
 
 def check_seeds(seeds: Sequence[int]) -> None:

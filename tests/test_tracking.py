@@ -1,5 +1,6 @@
 """Tracking read back through MlflowClient: a sqlite store, and once a real MLflow server on 127.0.0.1."""
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from mlflow.tracking import MlflowClient
 import hybridunet
 from hybridunet.compare import arms_from_mlflow, run_comparison
 from hybridunet.engine import fit
+from hybridunet.errors import DataError
 from hybridunet.tracking import MLflowCallback
 from tests.conftest import tiny_config
 from tests.test_engine import CrashAfter
@@ -200,8 +202,7 @@ def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeyp
         "model": {"widths": [4, 8, 16]},
         "train": {**demo.RECIPE["train"], "epochs": 1},
     })
-    real = demo.synthesize
-    monkeypatch.setattr(demo, "synthesize", lambda out, **kw: real(out, train=4, val=4, size=32))
+    monkeypatch.setattr(demo, "SYNTHETIC", {"train": 4, "val": 4, "size": 32, "seed": 0})
     monkeypatch.chdir(tmp_path)
     summary = demo.run_demo(seeds=2, tracking=False)
     out = capsys.readouterr().out
@@ -260,3 +261,43 @@ def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
     log.close()
     assert policies == [os.SCHED_IDLE]
     assert os.sched_getscheduler(0) == before  # training's own threads keep their priority
+
+
+def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out_split(tmp_path, monkeypatch):
+    """Runs go seed by seed; each finished one is a JSON line; a rerun reads those back
+    and trains only what is missing. The test split is scored on the best checkpoint."""
+    from hybridunet import compare
+    from hybridunet.data.synthetic import synthesize
+
+    data = synthesize(tmp_path / "data", train=4, val=2, test=3, size=32)
+    config = tiny_config(data, tmp_path / "unused", "tracking.enabled=false", "train.epochs=1")
+    configs = [("a", config), ("b", config.model_copy(update={"optim": config.optim.model_copy(update={"lr": 0.01})}))]
+    journal = tmp_path / "runs.jsonl"
+    real, calls = compare.fit, []
+
+    def stop_at_third(run_config, callbacks=()):
+        calls.append((run_config.tracking.run_name))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(run_config, callbacks)
+
+    monkeypatch.setattr(compare, "fit", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp", tracking=False, journal=journal, test_split="test")
+    assert calls == ["a-s0", "b-s0", "a-s1"]
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [(r["label"], r["seed"]) for r in lines] == [("a", 0), ("b", 0)]
+    monkeypatch.setattr(compare, "fit", real)
+    progress: list[str] = []
+    arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp2", tracking=False, journal=journal,
+                          test_split="test", progress=progress.append)
+    assert [line.endswith(f"(from {journal})") for line in progress] == [True, True, False, False]
+    assert arms[0].dice[0] == lines[0]["dice"] and len(journal.read_text().splitlines()) == 4
+    from hybridunet.engine import evaluate_checkpoint
+
+    best = tmp_path / "cmp2" / "b-s1" / "best.safetensors"
+    assert arms[1].test_dice[1] == pytest.approx(evaluate_checkpoint(best, data=data, split="test")["dice"], abs=1e-9)
+    assert all(len(a.test_dice) == 2 for a in arms)
+    journal.write_text(journal.read_text() + "not json\n")
+    with pytest.raises(DataError, match=r"runs\.jsonl, line 5: not a run of this journal"):
+        run_comparison(configs, [0], tracking=False, journal=journal)
