@@ -62,6 +62,32 @@ class Paired:
         return (self.mean - half, self.mean + half)
 
     @property
+    def detectable(self) -> float:
+        """The smallest true mean difference this many seeds detect with 80% power (paired
+        two-sided t-test at the 5% level, noncentral t), given the spread of the differences."""
+        n = len(self.diffs)
+        if n < 2:
+            return math.nan
+        from scipy.optimize import brentq
+
+        critical = stats.t.ppf(0.975, n - 1)
+
+        def power(effect: float) -> float:
+            shift = effect * math.sqrt(n)
+            lower = stats.nct.cdf(-critical, n - 1, shift)  # NaN where it underflows
+            return stats.nct.sf(critical, n - 1, shift) + (0.0 if math.isnan(lower) else lower)
+
+        effect = brentq(lambda e: power(e) - 0.8, 1e-6, 50.0)
+        return effect * float(np.std(self.diffs, ddof=1))
+
+    @property
+    def effect_size(self) -> float:
+        """Cohen's d_z: the mean difference over the differences' standard deviation."""
+        if len(self.diffs) < 2 or np.std(self.diffs) == 0:
+            return math.nan
+        return self.mean / float(np.std(self.diffs, ddof=1))
+
+    @property
     def p_value(self) -> float:
         if len(self.diffs) < 2 or np.std(self.diffs) == 0:
             return math.nan
@@ -96,7 +122,8 @@ def table(arms: Sequence[Arm]) -> str:
             lo, hi = d.ci95
             lines.append(
                 f"{metric} {other.label} - {arms[0].label}: {d.mean:+.4f} "
-                f"(95% CI {lo:+.4f} .. {hi:+.4f}, paired t-test p = {d.p_value:.3g}, n = {len(d.diffs)})"
+                f"(95% CI {lo:+.4f} .. {hi:+.4f}, paired t-test p = {d.p_value:.3g}, n = {len(d.diffs)}; "
+                f"detectable at 80% power: {d.detectable:.4f})"
             )
     classes = [c for c in (arms[0].per_class_dice[0] if arms and arms[0].per_class_dice else {})]
     if classes:
@@ -124,7 +151,7 @@ def summary(arms: Sequence[Arm]) -> dict[str, Any]:
             d = paired(arms[0], other, metric)
             out["paired"].append({
                 "a": d.a, "b": d.b, "metric": metric, "mean_diff": d.mean,
-                "ci95": list(d.ci95), "p_value": d.p_value, "diffs": d.diffs,
+                "ci95": list(d.ci95), "p_value": d.p_value, "diffs": d.diffs, "detectable": d.detectable,
             })
     return out
 
@@ -252,6 +279,17 @@ def _append_journal(path: str | Path, key: tuple, record: dict) -> None:
     label, seed, config_hash = key
     with path.open("a") as f:
         f.write(json.dumps({"label": label, "seed": seed, "config_hash": config_hash, **record}) + "\n")
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error over the comparisons); NaN stays NaN."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def check_seeds(seeds: Sequence[int]) -> None:
