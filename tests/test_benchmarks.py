@@ -107,16 +107,23 @@ def test_tune_workers_counts_finished_trials_per_worker_count(capsys):
 
 
 def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, monkeypatch):
+    """Arms over seeds with a held-out test split, the agreement lines and the cost
+    columns; a rerun reads every finished run back from the journal."""
     monkeypatch.chdir(tmp_path)
-    lines, figures = run_benchmark(
-        "quality", "--arms", "unet", "unet:encoder_block=residual", "--seeds", "2", "--epochs", "1",
-        "--train", "8", "--val", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking",
-        capsys=capsys)
+    args = ("quality", "--arms", "unet", "hybrid_unet", "--seeds", "2", "--epochs", "1", "--train", "8",
+            "--val", "4", "--test", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking")
+    lines, figures = run_benchmark(*args, capsys=capsys)
     from hybridunet.data.synthetic import GENERATOR_VERSION
 
-    assert (tmp_path / f"data/benchmark-v{GENERATOR_VERSION}-8-4-32-s0/val").is_dir()
-    assert "unet:encoder_block=residual-unet_p_value" in figures
-    assert any(line.startswith("dice unet:encoder_block=residual - unet:") for line in lines)
+    assert (tmp_path / f"data/benchmark-v{GENERATOR_VERSION}-8-4-4-32-s0/test").is_dir()
+    assert "hybrid_unet-unet_p_value" in figures and "hybrid_unet_test_dice_mean" in figures
+    assert any(line.startswith("dice hybrid_unet - unet:") and "detectable at 80% power" in line for line in lines)
+    assert any(line.startswith("hybrid_unet - unet: study scale +0.051") for line in lines)
+    journal = tmp_path / "outputs/quality/journal.jsonl"
+    assert len(journal.read_text().splitlines()) == 4
+    again_lines, again = run_benchmark(*args, capsys=capsys)
+    assert again == figures and len(journal.read_text().splitlines()) == 4  # nothing trained again
+    assert sum("(from outputs/quality/journal.jsonl)" in line for line in again_lines) == 4
 
 
 def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monkeypatch, capsys):
@@ -146,3 +153,28 @@ def test_tracking_overhead_recipes_are_tiny_yaml_and_the_demo(monkeypatch):
     demo, demo_photo = tracking_overhead.recipe("demo")
     assert parse_config(tiny).train.epochs == 6 and tiny["data"]["limit_train"] == 32 and tiny_photo == 64
     assert {k: v for k, v in demo.items() if k != "seed"} == RECIPE and demo_photo == 256
+
+
+def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp_path):
+    """--generator COMMIT: that commit's write_split from a git worktree, recorded; the scenes
+    are not the current generator's."""
+    import subprocess
+
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    quality = importlib.import_module("quality")
+    from hybridunet.data.synthetic import render_scene
+
+    before = subprocess.run(["git", "-C", str(quality.REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    out = tmp_path / "v1"
+    quality.legacy_data("47e7fda", out, {"train": 2, "val": 1}, 32, 0)
+    record = json.loads((out / "synthetic.json").read_text())
+    assert record["commit"] == "47e7fda" and record["splits"] == {"train": 2, "val": 1}
+    old = cv2.imread(str(out / "train" / "1.jpg"))[:, 32:, ::-1]  # the colour mask half
+    from hybridunet.data.synthetic import LABEL_COLORS
+
+    assert np.abs(old.astype(int) - LABEL_COLORS[render_scene(0, "train", 1, 32)[1]]).mean() > 5
+    after = subprocess.run(["git", "-C", str(quality.REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert after == before  # the worktree is gone again
