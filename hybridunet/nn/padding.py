@@ -14,6 +14,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h or pad_w:
+    # While compiling or exporting, pad always (maybe by zero), so the graph computes the
+    # padding from the input's size instead of baking in the example's.
+    if pad_h or pad_w or torch.compiler.is_compiling() or torch.jit.is_tracing():
         x = F.pad(x, (0, pad_w, 0, pad_h))
     return x
