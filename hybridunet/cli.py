@@ -177,8 +177,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Write colour masks and overlays for an image or a folder of images."""
     from hybridunet.engine import predict_files
 
-    written = predict_files(args.checkpoint, args.input, args.out, args.size, args.overwrite, args.device)
+    written = predict_files(args.checkpoint or args.model, args.input, args.out, args.size, args.overwrite,
+                            args.device)
     print(f"wrote masks and overlays of {len(written)} images to {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the checkpoint's fp32 eval model as ONNX with its sidecar JSON."""
+    from hybridunet.export import export_onnx, sidecar_path
+
+    out = export_onnx(args.checkpoint, args.out, args.opset, args.overwrite)
+    print(f"wrote {out} and {sidecar_path(out).name} (opset {args.opset}; dynamic batch, height and width)")
     return 0
 
 
@@ -248,13 +258,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     pred = commands.add_parser("predict", help="write colour masks and overlays for images")
-    pred.add_argument("--checkpoint", required=True)
+    which = pred.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a .safetensors checkpoint (PyTorch)")
+    which.add_argument("--model", help="a .onnx file from `hybridunet export` (onnxruntime; its .onnx.json beside it)")
     pred.add_argument("--input", required=True, help="an image or a folder of images")
     pred.add_argument("--out", required=True, help="output folder")
     pred.add_argument("--size", type=_positive, help="run the model at SIZE x SIZE and resize back (default: as is)")
     pred.add_argument("--overwrite", action="store_true", help="replace existing output files")
     pred.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pred.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="write a trained model as ONNX (dynamic batch, height, width)")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--out", help="the .onnx file (default: beside the checkpoint); a .onnx.json sidecar goes beside it")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    export.set_defaults(func=cmd_export)
 
     compare = commands.add_parser("compare", help="train configs over seeds and test the difference")
     compare.add_argument("--configs", nargs="+", metavar="YAML", help="two or more experiment configs")

@@ -113,19 +113,27 @@ def prediction_targets(source: str | Path, out: str | Path, overwrite: bool = Fa
 
 def predict_files(checkpoint: str | Path, source: str | Path, out: str | Path, size: int | None = None,
                   overwrite: bool = False, device: str = "auto") -> list[PredictionFiles]:
-    """Write a colour mask and an overlay PNG per image of `source`; returns what was written."""
+    """Write a colour mask and an overlay PNG per image of `source`; returns what was written.
+    `checkpoint` is a .safetensors checkpoint, or a .onnx export run with onnxruntime."""
     import cv2
 
     from hybridunet.data.base import read_image
     from hybridunet.data.labels import colorize
 
     targets = prediction_targets(source, out, overwrite)
-    model, meta, dev, precision = _load(checkpoint, device)
-    normalize = meta["config"]["data"]["normalize"]
+    if Path(checkpoint).suffix == ".onnx":
+        from hybridunet.export import OnnxModel
+
+        onnx_model = OnnxModel(checkpoint)
+        run = lambda image: onnx_model.predict(image, size)  # noqa: E731
+    else:
+        model, meta, dev, precision = _load(checkpoint, device)
+        normalize = meta["config"]["data"]["normalize"]
+        run = lambda image: predict(model, image, normalize, size, dev, precision)  # noqa: E731
     Path(out).mkdir(parents=True, exist_ok=True)
     for t in targets:
         image = read_image(t.image)
-        colours = colorize(predict(model, image, normalize, size, dev, precision))
+        colours = colorize(run(image))
         overlay = (0.5 * image + 0.5 * colours).astype(np.uint8)
         cv2.imwrite(str(t.mask), colours[..., ::-1])
         cv2.imwrite(str(t.overlay), overlay[..., ::-1])

@@ -1,0 +1,120 @@
+"""Export a trained model to ONNX, and run an exported one with onnxruntime.
+
+The export traces the fp32 eval model with a dynamic batch, height and width: the padding
+to the model's stride happens inside the graph, and the transformer bottleneck's position
+encoding follows the input's size. A sidecar JSON beside the .onnx file holds what
+prediction needs (class names, normalisation, the training input size and how frames were
+resized) and what the export assumed (opset, dynamic axes), so the file runs without this
+package's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybridunet.errors import CheckpointError, OutputExistsError, UsageError
+
+INPUT, OUTPUT = "image", "logits"
+DYNAMIC_AXES = {INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
+DEFAULT_OPSET = 17
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """model.onnx -> model.onnx.json (a checkpoint's own sidecar is model.json)."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".json")
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path | None = None, opset: int = DEFAULT_OPSET,
+                overwrite: bool = False) -> Path:
+    """Write `checkpoint`'s model as ONNX (default: beside it, .onnx) and its sidecar JSON."""
+    import torch
+
+    from hybridunet.checkpoint import load_model
+    from hybridunet.data.transforms import NORMALIZATIONS
+
+    checkpoint = Path(checkpoint)
+    out = Path(out) if out is not None else checkpoint.with_suffix(".onnx")
+    if out.suffix != ".onnx":
+        raise UsageError(f"--out {out}: expected a .onnx file name")
+    if not 7 <= opset <= 23:
+        raise UsageError(f"--opset {opset}: expected an ONNX opset from 7 to 23 (default {DEFAULT_OPSET})")
+    for path in (out, sidecar_path(out)):
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    model, meta = load_model(checkpoint, "cpu")
+    model = model.float().eval()
+    data = meta["config"]["data"]
+    size = int(data["size"])
+    example = torch.zeros(1, 3, size, size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # tracing warns about the shape arithmetic it records
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(out), dynamo=False, input_names=[INPUT], output_names=[OUTPUT],
+                          dynamic_axes=DYNAMIC_AXES, opset_version=opset)
+    mean, std = NORMALIZATIONS[data["normalize"]]
+    sidecar = {
+        "format": "onnx", "opset": opset, "dynamic_axes": DYNAMIC_AXES,
+        "input": {"name": INPUT, "shape": ["batch", 3, "height", "width"], "dtype": "float32",
+                  "normalize": {"name": data["normalize"], "mean": list(mean), "std": list(std),
+                                "max_pixel_value": 255.0}},
+        "output": {"name": OUTPUT, "shape": ["batch", "num_classes", "height", "width"], "dtype": "float32"},
+        "class_names": meta["class_names"], "num_classes": meta["model"]["num_classes"],
+        "input_size": [size, size],
+        "resize": "frames were resized as a whole to input_size (bilinear) for training; predict does the same",
+        "model": meta["model"], "checkpoint": str(checkpoint),
+        "exported_with": {"torch": torch.__version__, "hybridunet": meta.get("hybridunet_version")},
+    }
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
+    return out
+
+
+class OnnxModel:
+    """An exported model in onnxruntime: `logits(batch)` and `predict(image)` as the torch
+    model's, reading normalisation and sizes from the sidecar."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UsageError("running .onnx models needs onnxruntime: pip install 'hybridunet[onnx]'") from None
+        path = Path(path)
+        meta_path = sidecar_path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path} not found")
+        if not meta_path.is_file():
+            raise CheckpointError(f"{meta_path} not found: the sidecar `hybridunet export` writes beside {path.name}")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.class_names: list[str] = self.meta["class_names"]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) float32 logits of a normalised (N, 3, H, W) float32 batch."""
+        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    def normalise(self, image: np.ndarray) -> np.ndarray:
+        n = self.meta["input"]["normalize"]
+        mean, std = np.asarray(n["mean"], np.float32), np.asarray(n["std"], np.float32)
+        x = (image.astype(np.float32) / n["max_pixel_value"] - mean) / std
+        return x.transpose(2, 0, 1)[None]
+
+    def predict(self, image: np.ndarray, size: int | None = None) -> np.ndarray:
+        """Class mask (H, W) uint8 of an RGB uint8 image; with `size`, seen at size x size
+        and the logits resized back, as `hybridunet.engine.predict` does."""
+        import cv2
+
+        h, w = image.shape[:2]
+        seen = image if size is None else cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        logits = self.logits(self.normalise(seen))[0]
+        if logits.shape[-2:] != (h, w):
+            import torch
+            import torch.nn.functional as F
+
+            logits = F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear",
+                                   align_corners=False)[0].numpy()
+        return logits.argmax(0).astype(np.uint8)

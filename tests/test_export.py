@@ -1,0 +1,103 @@
+"""ONNX export: parity with PyTorch in onnxruntime at any size, the sidecar, predict through it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import hybridunet as hu
+from hybridunet.checkpoint import load_model, save_checkpoint
+from hybridunet.cli import main
+from hybridunet.config import parse_config
+
+pytest.importorskip("onnxruntime")
+
+SIZES = [(2, 64, 64), (1, 61, 93), (3, 96, 40)]  # 61x93: not a multiple of any model's stride
+
+
+def make_checkpoint(folder: Path, name: str, normalize: str = "imagenet") -> Path:
+    """An untrained model's checkpoint with the metadata a training writes."""
+    widths = {} if name.startswith("smp_") else {"widths": [4, 8, 16, 32, 64]}
+    extra = {"bottleneck_kwargs": {"heads": 4}} if "hybrid" in name else {}
+    config = parse_config({"model": {"name": name, "num_classes": 5, **widths, **extra},
+                           "data": {"size": 64, "normalize": normalize}}, "test")
+    torch.manual_seed(0)
+    model = hu.create_model(name, **config.model.build_kwargs())
+    with torch.no_grad():  # BatchNorm statistics away from their defaults, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    meta = {"model": {"name": name, **config.model.build_kwargs()}, "class_names": [f"c{i}" for i in range(5)],
+            "config": config.to_dict()}
+    return save_checkpoint(folder / f"{name}.safetensors", model, meta)
+
+
+@pytest.mark.parametrize("name", ["unet", "hybrid_unet", "hybrid_unet_resdec", "smp_unet"])
+def test_onnx_export_matches_pytorch_at_any_size(tmp_path, name, capsys):
+    import onnxruntime as ort
+
+    checkpoint = make_checkpoint(tmp_path, name)
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "onnx"]) == 0
+    onnx_path = checkpoint.with_suffix(".onnx")
+    assert f"wrote {onnx_path}" in capsys.readouterr().out
+    model, _ = load_model(checkpoint)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for n, h, w in SIZES:
+        x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(h))
+        with torch.no_grad():
+            expected = model.eval()(x).numpy()
+        got = session.run(["logits"], {"image": x.numpy()})[0]
+        assert got.shape == (n, 5, h, w)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_the_sidecar_says_what_prediction_needs_and_predict_runs_the_onnx_file(tmp_path, capsys):
+    checkpoint = make_checkpoint(tmp_path, "unet", normalize="unit")
+    out = tmp_path / "exported" / "model.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--opset", "18"]) == 0
+    sidecar = json.loads((out.parent / "model.onnx.json").read_text())
+    assert sidecar["opset"] == 18 and sidecar["class_names"] == [f"c{i}" for i in range(5)]
+    assert sidecar["input"]["normalize"] == {"name": "unit", "mean": [0.0] * 3, "std": [1.0] * 3,
+                                             "max_pixel_value": 255.0}
+    assert sidecar["input_size"] == [64, 64] and sidecar["dynamic_axes"]["image"] == {"0": "batch", "2": "height",
+                                                                                      "3": "width"}
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i, shape in enumerate([(50, 70, 3), (64, 64, 3)]):
+        cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 256, shape, dtype=np.uint8))
+    for flag, path, folder in (("--checkpoint", checkpoint, "torch"), ("--model", out, "onnx")):
+        assert main(["predict", flag, str(path), "--input", str(images), "--out", str(tmp_path / folder),
+                     "--device", "cpu"]) == 0
+    for i in range(2):
+        torch_mask = cv2.imread(str(tmp_path / "torch" / f"{i}_mask.png"))
+        onnx_mask = cv2.imread(str(tmp_path / "onnx" / f"{i}_mask.png"))
+        assert (torch_mask == onnx_mask).all(-1).mean() > 0.999
+
+
+def test_export_refuses_bad_values_and_existing_files_naming_them(tmp_path, capsys):
+    checkpoint = make_checkpoint(tmp_path, "unet")
+    assert main(["export", "--checkpoint", str(checkpoint), "--opset", "3"]) == 2
+    assert "--opset 3: expected an ONNX opset" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "expected a .onnx file name" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(checkpoint)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(checkpoint)]) == 2
+    assert "unet.onnx exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_running_an_onnx_file_without_onnxruntime_names_the_extra(tmp_path, monkeypatch):
+    from hybridunet.errors import UsageError
+    from hybridunet.export import OnnxModel
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(UsageError, match=r"pip install 'hybridunet\[onnx\]'"):
+        OnnxModel(tmp_path / "model.onnx")
