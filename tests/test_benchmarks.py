@@ -58,11 +58,12 @@ def test_train_speed_rejects_an_unknown_mode(capsys):
 
 
 def test_inference_speed_measures_each_batch_in_its_own_process(capsys):
-    _, figures = run_benchmark("inference_speed", "--models", "unet", "--batches", "1", "4", "--size", "96",
-                               "--seconds", "0", capsys=capsys)
-    assert figures["unet_b4_images_per_s"] > 0 and figures["unet_b1_images_per_s"] > 0
+    lines, figures = run_benchmark("inference_speed", "--models", "unet", "--batches", "1", "4", "--size", "96",
+                                   "--seconds", "0", "--runtimes", "torch", "onnxruntime", capsys=capsys)
+    assert figures["unet_b4_torch_images_per_s"] > 0 and figures["unet_b1_onnxruntime_images_per_s"] > 0
     # each process starts empty, so four images hold more activations than one
-    assert figures["unet_b4_activations_mib"] > figures["unet_b1_activations_mib"] > 0
+    assert figures["unet_b4_torch_activations_mib"] > figures["unet_b1_torch_activations_mib"] > 0
+    assert any(line.split()[:3] == ["unet", "4", "onnxruntime"] for line in lines)
 
 
 def test_metrics_speed_checks_equal_values_and_reports_a_speedup(capsys):
