@@ -207,6 +207,19 @@ def test_smp_encoder_weights_load_from_a_local_file(tmp_path, offline):
         hu.create_model("smp_unet", weights_path=tmp_path / "other.safetensors")
 
 
+def test_pretrained_encoder_weights_offline_fail_at_once_naming_the_local_route(offline, tmp_path, monkeypatch):
+    import time
+
+    from hybridunet.errors import UsageError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
+    start = time.perf_counter()
+    with pytest.raises(UsageError, match=r"encoder_weights='imagenet' for resnet18: the Hugging Face Hub cannot "
+                                         r"be reached .*model\.weights_path"):
+        hu.create_model("smp_unet", encoder_weights="imagenet")
+    assert time.perf_counter() - start < 15
+
+
 def test_summary_counts_params_and_flops_with_torch_counter():
     model = hu.create_model("unet", num_classes=2, widths=(4, 8), in_channels=1)
     # By hand: encoder 1->4 (36 + 8 BN + 144 + 8 BN) and 4->8 (288 + 16 + 576 + 16); transposed

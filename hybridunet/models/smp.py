@@ -1,7 +1,9 @@
 """Peers from segmentation-models-pytorch, with any encoder smp or timm knows.
 
 Encoders start from random weights (``encoder_weights=None``): nothing is downloaded.
-Pretrained weights come from a local file through ``weights_path``.
+``encoder_weights="imagenet"`` (or another smp tag) downloads them when the Hugging Face Hub
+answers, or takes them from its local cache; offline, it fails at once naming
+``weights_path``, the local route: a ``.safetensors`` or ``.pth`` state dict.
 """
 
 from __future__ import annotations
@@ -51,14 +53,9 @@ class SmpModel(nn.Module):
         import segmentation_models_pytorch as smp  # imported when a peer is built: it takes seconds
 
         super().__init__()
-        self.model = smp.create_model(
-            arch,
-            encoder_name=encoder_name,
-            encoder_weights=encoder_weights,
-            in_channels=in_channels,
-            classes=num_classes,
-            **smp_kwargs,
-        )
+        build = partial(smp.create_model, arch, encoder_name=encoder_name, encoder_weights=encoder_weights,
+                        in_channels=in_channels, classes=num_classes, **smp_kwargs)
+        self.model = build() if encoder_weights is None else _with_pretrained(build, encoder_name, encoder_weights)
         if weights_path is not None:
             load_encoder_weights(self.model.encoder, weights_path)
         self.stride = int(self.model.encoder.output_stride)
@@ -66,6 +63,46 @@ class SmpModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         return self.model(pad_to_multiple(x, self.stride))[..., :h, :w]
+
+
+HUB = ("huggingface.co", 443)
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached (None when it answers), within `timeout`."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "HF_HUB_OFFLINE is set"
+    try:
+        socket.create_connection(HUB, timeout=timeout).close()
+    except Exception as err:  # DNS failure, refusal, timeout, a sandbox's block
+        return f"{HUB[0]}:{HUB[1]}: {err}"
+    return None
+
+
+def _with_pretrained(build, encoder_name: str, encoder_weights: str) -> nn.Module:
+    """smp's model with downloaded encoder weights; offline, from the hub's local cache or a
+    one-line error naming weights_path (instead of a minute of retries)."""
+    from hybridunet.errors import UsageError
+
+    why = hub_unreachable()
+    if why is None:
+        return build()
+    import huggingface_hub.constants as hub
+
+    offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True  # the local cache only, no retries
+    try:
+        return build()
+    except OSError as err:
+        raise UsageError(
+            f"encoder_weights={encoder_weights!r} for {encoder_name}: the Hugging Face Hub cannot be reached ({why}) "
+            f"and the weights are not in its local cache ({type(err).__name__}). Download them where you are online, "
+            "or give a local state dict with model.weights_path (a .safetensors or .pth file) and "
+            "encoder_weights: null") from None
+    finally:
+        hub.HF_HUB_OFFLINE = offline
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
