@@ -178,7 +178,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hybridunet.engine import predict_files
 
     written = predict_files(args.checkpoint or args.model, args.input, args.out, args.size, args.overwrite,
-                            args.device)
+                            args.device, args.tile, args.overlap, args.blend)
     print(f"wrote masks and overlays of {len(written)} images to {args.out}")
     return 0
 
@@ -264,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--input", required=True, help="an image or a folder of images")
     pred.add_argument("--out", required=True, help="output folder")
     pred.add_argument("--size", type=_positive, help="run the model at SIZE x SIZE and resize back (default: as is)")
+    pred.add_argument("--tile", type=_positive, help="predict in TILE x TILE windows (after resizing as training did)")
+    pred.add_argument("--overlap", type=float, default=0.25, help="tiles' overlap, a fraction in [0, 1) (default 0.25)")
+    pred.add_argument("--blend", default="gaussian", choices=["gaussian", "linear"],
+                      help="how overlapping tiles are weighted (default gaussian)")
     pred.add_argument("--overwrite", action="store_true", help="replace existing output files")
     pred.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pred.set_defaults(func=cmd_predict)

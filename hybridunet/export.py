@@ -67,7 +67,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, opset: in
         "class_names": meta["class_names"], "num_classes": meta["model"]["num_classes"],
         "input_size": [size, size],
         "resize": "frames were resized as a whole to input_size (bilinear) for training; predict does the same",
-        "model": meta["model"], "checkpoint": str(checkpoint),
+        "model": meta["model"], "stride": int(getattr(model, "stride", 1)), "checkpoint": str(checkpoint),
         "exported_with": {"torch": torch.__version__, "hybridunet": meta.get("hybridunet_version")},
     }
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
@@ -103,18 +103,23 @@ class OnnxModel:
         x = (image.astype(np.float32) / n["max_pixel_value"] - mean) / std
         return x.transpose(2, 0, 1)[None]
 
-    def predict(self, image: np.ndarray, size: int | None = None) -> np.ndarray:
+    def predict(self, image: np.ndarray, size: int | None = None, tile: int | None = None, overlap: float = 0.25,
+                blend: str = "gaussian") -> np.ndarray:
         """Class mask (H, W) uint8 of an RGB uint8 image; with `size`, seen at size x size
-        and the logits resized back, as `hybridunet.engine.predict` does."""
+        and the logits resized back, with `tile` in blended tiles, as
+        `hybridunet.engine.predict` does."""
         import cv2
+        import torch
+        import torch.nn.functional as F
+
+        from hybridunet.engine.inference import tiled_logits
 
         h, w = image.shape[:2]
         seen = image if size is None else cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-        logits = self.logits(self.normalise(seen))[0]
+        x = torch.from_numpy(self.normalise(seen))
+        run = lambda window: torch.from_numpy(self.logits(window.numpy()))  # noqa: E731
+        logits = run(x) if tile is None else tiled_logits(run, x, tile, overlap, blend,
+                                                            stride=int(self.meta.get("stride", 1)))
         if logits.shape[-2:] != (h, w):
-            import torch
-            import torch.nn.functional as F
-
-            logits = F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear",
-                                   align_corners=False)[0].numpy()
-        return logits.argmax(0).astype(np.uint8)
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits[0].argmax(0).numpy().astype(np.uint8)

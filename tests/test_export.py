@@ -101,3 +101,44 @@ def test_running_an_onnx_file_without_onnxruntime_names_the_extra(tmp_path, monk
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(UsageError, match=r"pip install 'hybridunet\[onnx\]'"):
         OnnxModel(tmp_path / "model.onnx")
+
+
+def test_tiled_prediction_blends_tiles_and_equals_whole_image_prediction_within_one_tile(tmp_path):
+    from hybridunet.engine.inference import blend_window, predict, tiled_logits
+
+    checkpoint = make_checkpoint(tmp_path, "unet")
+    model, _ = load_model(checkpoint)
+    image = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    whole = predict(model, image)
+    assert np.array_equal(predict(model, image, tile=96), whole)  # one tile covers it: no padding, no blend
+    x = torch.randn(1, 3, 80, 112, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        run = lambda window: model(window)  # noqa: E731
+        seen = []
+        tiled = tiled_logits(lambda w: (seen.append(w.shape[-2:]), run(w))[1], x, 64, 0.5, "linear")
+        # the same blend computed by hand: every window's logits weighed by its window, normalised
+        expected, weight = torch.zeros(1, 5, 80, 112), torch.zeros(80, 112)
+        for top in (0, 16):
+            for left in (0, 32, 48):
+                expected[..., top:top + 64, left:left + 64] += run(x[..., top:top + 64, left:left + 64]) * blend_window(64, 64, "linear")
+                weight[top:top + 64, left:left + 64] += blend_window(64, 64, "linear")
+    assert seen == [(64, 64)] * 6
+    torch.testing.assert_close(tiled, expected / weight)
+    window = blend_window(33, 33)
+    assert window[16, 16] == 1 and window.min() > 0 and window[0, 16] < window[8, 16] < window[16, 16]
+
+
+def test_predict_cli_tiles_and_refuses_bad_tiling_naming_the_flag(tmp_path, capsys):
+    checkpoint = make_checkpoint(tmp_path, "unet")
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "frame.png"), np.random.default_rng(0).integers(0, 256, (100, 200, 3), dtype=np.uint8))
+    base = ["predict", "--checkpoint", str(checkpoint), "--input", str(images), "--out", str(tmp_path / "out")]
+    assert main(base + ["--tile", "8"]) == 2
+    assert "--tile 8: must be at least the model's stride (16)" in capsys.readouterr().err
+    assert main(base + ["--tile", "64", "--overlap", "1"]) == 2
+    assert "--overlap 1.0: expected a fraction in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "frame_mask.png").exists()
+    assert main(base + ["--tile", "32", "--overlap", "0.5"]) == 0  # resized to the training size (64), 3x3 tiles
+    mask = cv2.imread(str(tmp_path / "out" / "frame_mask.png"))
+    assert mask.shape == (100, 200, 3)

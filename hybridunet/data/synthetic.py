@@ -112,11 +112,10 @@ class Canvas:
         cv2.line(self.photo, a, b, _rgb(color), w)
 
 
-def _pixels(points: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
-    """Polygons as OpenCV takes them: a list of int32 (k, 2) arrays; (n, k, 2) arrays round at once."""
+def _pixels(points: np.ndarray | list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """Polygons as OpenCV takes them: an int32 (n, k, 2) array, or a list of (k, 2) arrays."""
     if isinstance(points, np.ndarray):
-        points = points[None] if points.ndim == 2 else points
-        return list(np.round(points).astype(np.int32))
+        return np.round(points[None] if points.ndim == 2 else points).astype(np.int32)
     return [np.round(p).astype(np.int32) for p in points]
 
 
@@ -223,7 +222,7 @@ class SceneRenderer:
 
         def draw() -> None:
             c.poly(v.side(X, 0, height, s0, s1), BUILDING, color)
-            if height * s0 * self.size < 3 * rows:  # too far away for windows to show
+            if height * s0 * self.size < 5 * rows:  # windows under 2.5 pixels tall: too far away to show
                 return
             z0 = np.repeat(height * (0.1 + 0.85 * np.arange(rows) / rows), cols)
             a = np.tile(s0 + (s1 - s0) * (0.1 + 0.85 * np.arange(cols) / cols), rows)
