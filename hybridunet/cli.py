@@ -168,8 +168,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a split; the last stdout line is the metrics JSON."""
     from hybridunet.engine import evaluate_checkpoint
 
+    if args.official:
+        return _official_eval(args)
     metrics = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.batch_size, args.device)
     print(json.dumps(json_safe(metrics)))
+    return 0
+
+
+def _official_eval(args: argparse.Namespace) -> int:
+    from hybridunet import cityscapes_eval as official
+    from hybridunet.errors import UsageError
+
+    if not args.data:
+        raise UsageError("--official needs --data: the official Cityscapes root (leftImg8bit/ and gtFine/)")
+    pairs = official.write_predictions(args.checkpoint, args.data, args.split, args.official, args.device,
+                                       args.overwrite)
+    result = official.official_scores(pairs, args.official)
+    print(official.report(result))
+    ours = official.own_miou(pairs)
+    print(f"\nour mIoU on the same {len(pairs)} labelId PNGs: {ours:.6f} (cityscapesscripts: "
+          f"{result['averageScoreClasses']:.6f})")
+    print(json.dumps(json_safe({"images": len(pairs), "miou_official": result["averageScoreClasses"],
+                                "category_iou": result["averageScoreCategories"],
+                                "iiou": result["averageScoreInstClasses"] if result["instance_level"] else None,
+                                "miou_ours": ours, "predictions": args.official})))
     return 0
 
 
@@ -255,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--batch-size", type=_positive, help="default: the training run's validation batch size")
     evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--official", metavar="OUT",
+                          help="official Cityscapes data: write labelId PNGs to OUT and score them with cityscapesscripts")
+    evaluate.add_argument("--overwrite", action="store_true", help="with --official: replace predictions in OUT")
     evaluate.set_defaults(func=cmd_eval)
 
     pred = commands.add_parser("predict", help="write colour masks and overlays for images")
