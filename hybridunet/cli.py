@@ -211,6 +211,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = export_onnx(args.checkpoint, args.out, args.opset, args.overwrite)
     print(f"wrote {out} and {sidecar_path(out).name} (opset {args.opset}; dynamic batch, height and width)")
+    if args.mlflow_run:
+        from hybridunet.tracking.models import log_onnx_model
+        from hybridunet.tracking.store import tracking_uri
+
+        uri = log_onnx_model(args.mlflow_run, out, args.registered_model, tracking_uri())
+        print(f"logged it to MLflow run {args.mlflow_run} as {uri} (ONNX flavour)")
     return 0
 
 
@@ -303,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="the .onnx file (default: beside the checkpoint); a .onnx.json sidecar goes beside it")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    export.add_argument("--mlflow-run", metavar="RUN_ID", help="also log it to this MLflow run (ONNX flavour)")
+    export.add_argument("--registered-model", metavar="NAME", help="with --mlflow-run: register it under NAME")
     export.set_defaults(func=cmd_export)
 
     compare = commands.add_parser("compare", help="train configs over seeds and test the difference")

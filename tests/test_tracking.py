@@ -323,3 +323,45 @@ def test_paired_statistics_agree_with_scipy_and_statsmodels():
     p_values = [0.01, 0.04, 0.03, 0.005, float("nan")]
     expected = multipletests(p_values[:4], method="holm")[1]
     assert holm(p_values)[:4] == pytest.approx(list(expected)) and np.isnan(holm(p_values)[4])
+
+
+def test_a_trained_model_is_an_mlflow_model_that_pyfunc_loads_and_predicts(tiny_data, tmp_path, mlflow_store, capsys):
+    """tracking.log_model=pt2: the pytorch flavour with its signature, loaded back by
+    mlflow.pyfunc and equal to the checkpoint's logits; the ONNX flavour from export."""
+    import mlflow
+
+    from hybridunet.checkpoint import load_model
+    from hybridunet.cli import main
+
+    config = tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=models", "train.epochs=1",
+                     "tracking.log_model=pt2", "model.widths=[4, 8]")
+    result = fit(config, callbacks=[MLflowCallback(config.tracking)])
+    mlflow.set_tracking_uri(mlflow_store)
+    loaded = mlflow.pyfunc.load_model(result["model_uri"])
+    assert loaded.metadata.get_input_schema().inputs[0].shape == (1, 3, 64, 64)
+    image = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    model, _ = load_model(result["checkpoint"])
+    import torch
+
+    with torch.no_grad():
+        expected = model(torch.from_numpy(image)).numpy()
+    np.testing.assert_allclose(np.asarray(loaded.predict(image)), expected, atol=1e-5)
+    assert MlflowClient(mlflow_store).get_run(result["run_id"]).info.status == "FINISHED"
+
+    onnx_path = tmp_path / "model.onnx"
+    env = {"MLFLOW_TRACKING_URI": mlflow_store}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["export", "--checkpoint", result["checkpoint"], "--out", str(onnx_path),
+                     "--mlflow-run", result["run_id"]]) == 0
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    uri = capsys.readouterr().out.strip().splitlines()[-1].split(" as ")[1].split()[0]
+    batch = np.random.default_rng(1).standard_normal((2, 3, 40, 56)).astype(np.float32)  # any batch and size
+    with torch.no_grad():
+        expected = model(torch.from_numpy(batch)).numpy()
+    onnx_out = mlflow.pyfunc.load_model(uri).predict(batch)
+    np.testing.assert_allclose(np.asarray(next(iter(onnx_out.values())) if isinstance(onnx_out, dict) else onnx_out),
+                               expected, atol=1e-4, rtol=1e-4)

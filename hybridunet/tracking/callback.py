@@ -149,6 +149,11 @@ class MLflowCallback(Callback):
             save_run_charts(folder, matrix, run.class_names, list(run.history))
             self._log.submit(self.client.log_artifacts, self.run_id, folder, "plots")
             self._log.close()
+        if self.config.log_model != "none":
+            from hybridunet.tracking.models import log_pytorch_model
+
+            result["model_uri"] = log_pytorch_model(self.run_id, best, self.config.log_model,
+                                                    self.config.registered_model, tracking_uri(self.config))
         self.client.set_terminated(self.run_id, "FINISHED")
         result["run_id"] = self.run_id
 
