@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
                                      *(["bf16"] if precision.amp == "bf16" else [])]).replace("eager+", "")
                     step = measure(name, mode, args.batch, args.size, args.steps,
                                    torch.device(args.device))["images_per_s"]
-                rows.append([name, loader, str(precision), f"{loop:.2f}", f"{step:.2f}", f"{loop / step:.2f}"])
-                figures[f"{name}_{loader}_loop_over_step"] = round(loop / step, 3)
+                ratio = round(loop / step, 3)  # one value for the table and the JSON line
+                rows.append([name, loader, str(precision), f"{loop:.2f}", f"{step:.2f}", f"{ratio:.2f}"])
+                figures[f"{name}_{loader}_loop_over_step"] = ratio
                 figures[f"{name}_{loader}_loop_images_per_s"] = round(loop, 3)
             figures[f"{name}_step_images_per_s"] = round(step, 3)
     print_table(f"loop_speed: batch {args.batch}, 3x{args.size}x{args.size}, {args.images} images per epoch, "
