@@ -93,27 +93,31 @@ def env(tiny_data, monkeypatch):
 def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(
         env, tmp_path, shared_storage):
     storage, space = shared_storage, write_space(tmp_path)
-    cmd = _tune_cmd(tmp_path, space, storage, 4, "killed", "--heartbeat", "1")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while True:  # kill it mid-trial: one trial finished, the next one running
-        time.sleep(0.2)
-        try:
-            trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
-        except KeyError:  # study not created yet
-            continue
-        if sum(t.state in FINISHED for t in trials) >= 1 and any(t.state == TrialState.RUNNING for t in trials):
+    for attempt in range(3):  # the running trial may finish between the look and the kill: try again
+        cmd = _tune_cmd(tmp_path, space, storage, 4, f"killed{attempt}", "--heartbeat", "1")
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 180
+        while True:  # kill it mid-trial: one trial finished, the next one running
+            time.sleep(0.2)
+            try:
+                trials = optuna.load_study(study_name=f"killed{attempt}", storage=storage).get_trials()
+            except KeyError:  # study not created yet
+                continue
+            if sum(t.state in FINISHED for t in trials) >= 1 and any(t.state == TrialState.RUNNING for t in trials):
+                break
+            assert proc.poll() is None and time.time() < deadline, "no trial was running after a finished one"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        trials = optuna.load_study(study_name=f"killed{attempt}", storage=storage).get_trials()
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        if running:
             break
-        assert proc.poll() is None and time.time() < deadline, "no trial was running after a finished one"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
-    (left,) = [t.number for t in trials if t.state == TrialState.RUNNING]
+    (left,) = running
     before = {t.number: t.params for t in trials if t.state in FINISHED}
     assert 1 <= len(before) < 4
     time.sleep(3.5)  # three heartbeats missed: the trial is stale
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
-    study = optuna.load_study(study_name="killed", storage=storage)
+    study = optuna.load_study(study_name=f"killed{attempt}", storage=storage)
     assert study.trials[left].state == TrialState.FAIL  # marked by the heartbeat, then run again
     after = study.get_trials(states=FINISHED)
     assert len(after) == 4 and len({t.number for t in after}) == 4
