@@ -257,8 +257,11 @@ def open_storage(url: str, heartbeat: float = 30) -> optuna.storages.RDBStorage:
                         heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                     )
-                except sqlalchemy.exc.IntegrityError:  # workers started together on a new storage: one
-                    if attempt == 2:                     # of them created the schema first; use it
+                except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as err:
+                    # Workers started together on a new storage: one of them created the schema
+                    # first (a duplicate row, or on sqlite "table ... already exists"); use it.
+                    racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err.orig)
+                    if not racing or attempt == 2:
                         raise
                     time.sleep(1 + attempt)
         except ModuleNotFoundError as err:

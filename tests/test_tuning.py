@@ -182,3 +182,31 @@ def test_a_bad_search_space_entry_fails_naming_it(params, message, tmp_path):
     base = tiny_config(tmp_path, tmp_path)
     with pytest.raises(ConfigError, match="(?s)" + message):
         load_search_space(write_space(tmp_path, {"params": params}), base)
+
+
+def test_workers_creating_a_new_storage_together_use_the_schema_one_of_them_made(tmp_path, monkeypatch):
+    """A worker that loses the race to create the schema (sqlite: "table ... already exists")
+    opens the storage again instead of failing; other operational errors still fail."""
+    import sqlalchemy.exc
+
+    from hybridunet import tuning
+    from hybridunet.errors import UsageError
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE", {}, Exception("table study_user_attributes already exists"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    assert isinstance(tuning.open_storage(f"sqlite:///{tmp_path / 'new.db'}"), real) and len(calls) == 2
+
+    def locked(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("unable to open database file"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
+    with pytest.raises(UsageError, match="cannot reach the Optuna storage sqlite at .*unable to open database file"):
+        tuning.open_storage(f"sqlite:///{tmp_path / 'other.db'}")
