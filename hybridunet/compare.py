@@ -203,8 +203,6 @@ def run_comparison(
                     test = f", test Dice {record['test_dice']:.4f}" if record.get("test_dice") is not None else ""
                     progress(f"[{done}/{total}] {label} seed {seed}: Dice {record['dice']:.4f}, "
                              f"mIoU {record['miou']:.4f}{test} {how}")
-        for arm in arms:  # in seed order within each arm
-            _sort_by_seed(arm)
         if parent is not None:
             _log_summary(parent, arms)
     return arms
@@ -245,14 +243,6 @@ def _add(arm: Arm, seed: int, record: dict) -> None:
     if record.get("test_dice") is not None:
         arm.test_dice.append(record["test_dice"])
         arm.test_miou.append(record["test_miou"])
-
-
-def _sort_by_seed(arm: Arm) -> None:
-    order = np.argsort(arm.seeds, kind="stable")
-    for name in ("seeds", "dice", "miou", "per_class_dice", "run_ids", "seconds", "test_dice", "test_miou"):
-        values = getattr(arm, name)
-        if len(values) == len(order):
-            setattr(arm, name, [values[i] for i in order])
 
 
 def _read_journal(path: str | Path) -> dict[tuple, dict]:

@@ -195,14 +195,15 @@ def predict_files(checkpoint: str | Path, source: str | Path, out: str | Path, s
 
         onnx_model = OnnxModel(checkpoint)
         size = size or (onnx_model.meta["input_size"][0] if tile else None)
+        stride = int(onnx_model.meta.get("stride", 1))
         run = lambda image: onnx_model.predict(image, size, tile, overlap, blend)  # noqa: E731
     else:
         model, meta, dev, precision = _load(checkpoint, device)
         normalize = meta["config"]["data"]["normalize"]
         size = size or (meta["config"]["data"]["size"] if tile else None)
+        stride = _stride(model)
         run = lambda image: predict(model, image, normalize, size, dev, precision, tile, overlap, blend)  # noqa: E731
     if tile is not None:  # before any output
-        stride = onnx_model.meta.get("stride", 1) if Path(checkpoint).suffix == ".onnx" else _stride(model)
         check_tiling(tile, overlap, blend, stride)
     Path(out).mkdir(parents=True, exist_ok=True)
     for t in targets:

@@ -10,6 +10,15 @@ import numpy as np
 SERIALIZATIONS = ("pt2", "pickle")
 
 
+def _in_run(run_id: str, uri: str | None):
+    """Run `run_id` as the active MLflow run (nested if another is active), at `uri`."""
+    import mlflow
+
+    if uri is not None:
+        mlflow.set_tracking_uri(uri)
+    return mlflow.start_run(run_id=run_id, nested=True)
+
+
 def _example_and_signature(size: int, num_classes: int, fixed: bool):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -44,9 +53,7 @@ def log_pytorch_model(run_id: str, checkpoint: str | Path, serialization: str = 
                                                 fixed=serialization == "pt2")
     requirements = [f"torch=={torch.__version__.split('+')[0]}"] + (
         [f"hybridunet=={__version__}"] if serialization == "pickle" else [])
-    if uri is not None:
-        mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id, nested=True):
+    with _in_run(run_id, uri):
         info = mlflow.pytorch.log_model(model.float().eval(), name="model", input_example=example,
                                         signature=signature, serialization_format=serialization,
                                         pip_requirements=requirements, registered_model_name=registered_model_name)
@@ -65,9 +72,7 @@ def log_onnx_model(run_id: str, onnx_path: str | Path, registered_model_name: st
 
     sidecar = json.loads(sidecar_path(onnx_path).read_text())
     example, signature = _example_and_signature(sidecar["input_size"][0], sidecar["num_classes"], fixed=False)
-    if uri is not None:
-        mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id, nested=True):
+    with _in_run(run_id, uri):
         info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model", input_example=example,
                                      signature=signature, registered_model_name=registered_model_name,
                                      pip_requirements=["onnxruntime"], extra_files=[str(sidecar_path(onnx_path))])
