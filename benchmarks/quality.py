@@ -6,7 +6,8 @@ scale (../shared/evidence/gpu-h200-2026-11-26: the study's recipe, the Kaggle se
     python benchmarks/quality.py [--recipe study|recommended] [--seeds 3] [--epochs 8] [--size 96]
         [--train 600] [--val 150] [--test 150] [--widths 16 32 64 128 256] [--batch 16]
         [--arms unet hybrid_unet hybrid_unet_resdec smp_unet] [--ablation] [--amp auto]
-        [--generator current|COMMIT] [--journal outputs/quality/journal.jsonl] [--no-tracking]
+        [--generator current|COMMIT] [--journal outputs/quality/journal.jsonl] [--equal-time ARM]
+        [--workers N] [--in-memory] [--no-tracking]
 
 An arm is a model name with optional part swaps, e.g. `unet:encoder_block=residual_se`.
 The first arm is the reference of every paired difference (95% t interval, paired t-test,
@@ -53,17 +54,40 @@ HYBRID_PARTS, BEST_PARTS = preset_of("hybrid_unet").parts, preset_of("hybrid_une
 ALONE = [f"unet:{part}={value}" for part, value in BEST_PARTS.items() if UNET_PARTS[part] != value]
 REMOVED = [f"hybrid_unet_resdec:{part}={UNET_PARTS[part]}" for part, value in BEST_PARTS.items()
            if UNET_PARTS[part] != value] + ["hybrid_unet_resdec:skip=coarse_attention_gate"]
-# The study scale's verdicts (every shared seed in the same sign): (better, worse).
-REFERENCE = [("hybrid_unet", "unet", "+0.051 (3 of 3 seeds)"), ("hybrid_unet_resdec", "unet", "+0.138 (2 of 2)"),
-             ("hybrid_unet_resdec", "hybrid_unet", "+0.091 (2 of 2)")]
 REPO = Path(__file__).resolve().parents[1]
+# The study scale's runs for each generator (benchmarks/reference/README.md says how they were made).
+REFERENCE = {"current": REPO / "benchmarks/reference/study_scale_v2.jsonl",
+             "47e7fda": REPO / "benchmarks/reference/study_scale_v1.jsonl"}
+
+
+def study_scale_verdicts(path: Path) -> list[tuple[str, str, str]]:
+    """(better, worse, how) for each pair the study scale separates: every shared seed (at least
+    2; 3 for pairs with smp_unet, whose rerun has fewer) differs in the same sign. Judged on the
+    test split where the reference has one, else on val."""
+    runs: dict[str, dict[int, float]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        runs.setdefault(record["label"], {})[record["seed"]] = record.get("test_dice", record["dice"])
+    verdicts = []
+    labels = list(runs)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            seeds = sorted(set(runs[a]) & set(runs[b]))
+            diffs = [runs[a][s] - runs[b][s] for s in seeds]
+            if len(seeds) < (3 if "smp_unet" in (a, b) else 2) or not (all(d > 0 for d in diffs)
+                                                                          or all(d < 0 for d in diffs)):
+                continue
+            better, worse = (a, b) if diffs[0] > 0 else (b, a)
+            verdicts.append((better, worse, f"{abs(float(np.mean(diffs))):+.3f} ({len(seeds)} of {len(seeds)} seeds)"))
+    return verdicts
 
 
 def recipe(args: argparse.Namespace, data: Path, amp: str) -> dict:
     """Equal epochs and the same recipe for every arm; only the model differs."""
     train = {"epochs": args.epochs, "batch_size": args.batch, "amp": amp, "progress": False}
     tracking = {"enabled": args.tracking, "experiment": "hybridunet-quality"}
-    data_section = {"root": str(data), "size": args.size, "limit_train": None}
+    data_section = {"root": str(data), "size": args.size, "limit_train": None, "num_workers": args.workers,
+                    "in_memory": args.in_memory}
     if args.recipe == "study":
         return {"data": {**data_section, "normalize": "unit", "augment": {"scale": [1.0, 1.0], "hflip": 0.5,
                                                                           "color_jitter": 0.0}},
@@ -138,10 +162,11 @@ def cost(spec: str, widths: list[int], size: int) -> tuple[float, float]:
     return count_params(model) / 1e6, count_flops(model, (3, size, size)) / 1e9
 
 
-def agreement(by_label: dict[str, Arm], metric: str) -> list[str]:
-    """One line per reference pair the protocol measured: does its sign agree?"""
+def agreement(by_label: dict[str, Arm], metric: str, generator: str) -> list[str]:
+    """One line per pair the study scale separates and the protocol measured: does its sign agree?"""
     lines = []
-    for better, worse, reference in REFERENCE:
+    path = REFERENCE.get(generator if generator == "current" else generator[:7])
+    for better, worse, reference in study_scale_verdicts(path) if path else []:
         if better in by_label and worse in by_label:
             d = paired(by_label[worse], by_label[better], metric)
             if not d.diffs:
@@ -169,14 +194,49 @@ def ablation_table(by_label: dict[str, Arm], metric: str) -> list[str]:
     return lines
 
 
+def parse_seeds(values: list[str]) -> list[int]:
+    """`N` -> 0..N-1, `A:B` -> A..B-1, several values -> those seeds."""
+    try:
+        if len(values) > 1:
+            return [int(v) for v in values]
+        start, sep, stop = values[0].partition(":")
+        return list(range(int(start), int(stop))) if sep else list(range(int(start)))
+    except ValueError:
+        raise SystemExit(f"--seeds {' '.join(values)}: expected a count N, a range A:B or several seeds") from None
+
+
+def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], seeds: list[int],
+               metric: str) -> dict:
+    """The first arm given the wall-clock time of another: its epochs scaled by their mean
+    run times (the same seeds, journalled like the rest), then paired with that arm."""
+    base_spec, other = args.arms[0], by_label.get(args.equal_time)
+    if other is None:
+        raise SystemExit(f"--equal-time {args.equal_time}: not one of the arms {list(by_label)}")
+    base = by_label[base_spec]
+    epochs = max(1, round(args.epochs * float(np.mean(other.seconds)) / float(np.mean(base.seconds))))
+    tree = {**recipe(args, data, args.amp[0]), "model": parse_arm(base_spec, args.widths)}
+    tree["train"] = {**tree["train"], "epochs": epochs}
+    label = f"{base_spec}@{epochs}ep"
+    [longer] = run_comparison([(label, parse_config(tree, f"arm {label!r}"))], seeds, tracking=args.tracking,
+                              journal=args.journal, test_split="test" if args.test else None,
+                              progress=lambda line: print(line, flush=True))
+    d = paired(longer, other, metric)
+    low, high = d.ci95
+    print(f"\nequal wall-clock ({metric.replace('_', ' ')}): {other.label} ({args.epochs} epochs, "
+          f"{np.mean(other.seconds):.0f} s/run) - {base_spec} ({epochs} epochs, {np.mean(longer.seconds):.0f} s/run): "
+          f"{d.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, p = {d.p_value:.3g}, n = {len(d.diffs)}); "
+          f"at equal epochs {paired(base, other, metric).mean:+.4f}")
+    return {f"{other.label}-{label}_{metric}_diff": round(d.mean, 4), f"{label}_seconds": round(float(np.mean(longer.seconds)), 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", default=["unet", "hybrid_unet", "hybrid_unet_resdec", "smp_unet"])
     parser.add_argument("--ablation", action="store_true",
                         help="add each hybrid part alone on unet and each part taken out of hybrid_unet_resdec")
     parser.add_argument("--recipe", choices=["study", "recommended"], default="study")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[3],
-                        help="a count (seeds 0..N-1) or the seeds themselves")
+    parser.add_argument("--seeds", nargs="+", default=["3"],
+                        help="a count N (seeds 0..N-1), a range A:B (seeds A..B-1) or the seeds themselves")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--train", type=int, default=600)
@@ -191,9 +251,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="train.amp; several: every arm under each, compared pairwise")
     parser.add_argument("--journal", default="outputs/quality/journal.jsonl",
                         help="JSON line per finished run; runs already there are not trained again")
+    parser.add_argument("--equal-time", metavar="ARM",
+                        help="also train the first arm for as many epochs as ARM's mean run time buys, and compare")
+    parser.add_argument("--workers", type=int, default=0, help="data.num_workers")
+    parser.add_argument("--in-memory", action="store_true", help="data.in_memory: for a GPU fed by a slow host")
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
     args = parser.parse_args(argv)
-    seeds = list(range(args.seeds[0])) if len(args.seeds) == 1 else args.seeds
+    seeds = parse_seeds(args.seeds)
 
     data = prepare_data(args)
     arms = list(dict.fromkeys(args.arms + (ALONE + REMOVED if args.ablation else [])))
@@ -232,9 +296,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec}: {amp} - {amps[0]} Dice {d.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, "
                   f"diffs {', '.join(f'{v:+.4f}' for v in d.diffs)})")
     metric = "test_dice" if args.test else "dice"
+    if args.equal_time:
+        figures.update(equal_time(args, data, by_label, seeds, metric))
     for amp in amps:
         measured = {a.label.split("@")[0]: a for a in results if label(a.label.split("@")[0], amp) == a.label}
-        lines = agreement(measured, metric)
+        lines = agreement(measured, metric, args.generator)
         if lines:
             print(f"\nagreement with the study scale ({metric.replace('_', ' ')}{', ' + amp if len(amps) > 1 else ''}):")
             print("\n".join(lines))

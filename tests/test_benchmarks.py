@@ -119,7 +119,7 @@ def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, mo
     assert (tmp_path / f"data/benchmark-v{GENERATOR_VERSION}-8-4-4-32-s0/test").is_dir()
     assert "hybrid_unet-unet_p_value" in figures and "hybrid_unet_test_dice_mean" in figures
     assert any(line.startswith("dice hybrid_unet - unet:") and "detectable at 80% power" in line for line in lines)
-    assert any(line.startswith("hybrid_unet - unet: study scale +0.051") for line in lines)
+    assert any(line.startswith("hybrid_unet - unet: study scale +0.045 (3 of 3 seeds)") for line in lines)
     journal = tmp_path / "outputs/quality/journal.jsonl"
     assert len(journal.read_text().splitlines()) == 4
     again_lines, again = run_benchmark(*args, capsys=capsys)
@@ -154,6 +154,26 @@ def test_tracking_overhead_recipes_are_tiny_yaml_and_the_demo(monkeypatch):
     demo, demo_photo = tracking_overhead.recipe("demo")
     assert parse_config(tiny).train.epochs == 6 and tiny["data"]["limit_train"] == 32 and tiny_photo == 64
     assert {k: v for k, v in demo.items() if k != "seed"} == RECIPE and demo_photo == 256
+
+
+def test_quality_reads_the_study_scales_verdicts_and_seed_ranges(tmp_path):
+    """A pair is separated when every shared seed (2+, 3+ with smp_unet) has the same sign;
+    the test split decides where the reference has one."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    quality = importlib.import_module("quality")
+    runs = {"unet": [0.50, 0.60, 0.55], "hybrid_unet": [0.52, 0.58, 0.60], "hybrid_unet_resdec": [0.70, 0.75],
+            "smp_unet": [0.40, 0.45]}
+    path = tmp_path / "reference.jsonl"
+    path.write_text("".join(json.dumps({"label": label, "seed": seed, "dice": 0.0, "test_dice": value}) + "\n"
+                            for label, values in runs.items() for seed, value in enumerate(values)))
+    assert quality.study_scale_verdicts(path) == [
+        ("hybrid_unet_resdec", "unet", "+0.175 (2 of 2 seeds)"),
+        ("hybrid_unet_resdec", "hybrid_unet", "+0.175 (2 of 2 seeds)")]  # mixed signs and 2-seed smp left out
+    assert [v[:2] for v in quality.study_scale_verdicts(quality.REFERENCE["current"])][0] == ("hybrid_unet", "unet")
+    assert quality.parse_seeds(["3"]) == [0, 1, 2] and quality.parse_seeds(["2:4"]) == [2, 3]
+    assert quality.parse_seeds(["5", "0"]) == [5, 0]
+    with pytest.raises(SystemExit, match="--seeds x: expected a count N, a range A:B"):
+        quality.parse_seeds(["x"])
 
 
 def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp_path):
