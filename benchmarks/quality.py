@@ -44,7 +44,7 @@ import yaml
 
 from common import print_json
 
-from hybridunet.compare import Arm, holm, paired, run_comparison, table
+from hybridunet.compare import Arm, holm, paired, read_journal, run_comparison, table
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic
 from hybridunet.models.presets import preset_of
@@ -226,7 +226,37 @@ def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], s
           f"{np.mean(other.seconds):.0f} s/run) - {base_spec} ({epochs} epochs, {np.mean(longer.seconds):.0f} s/run): "
           f"{d.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, p = {d.p_value:.3g}, n = {len(d.diffs)}); "
           f"at equal epochs {paired(base, other, metric).mean:+.4f}")
-    return {f"{other.label}-{label}_{metric}_diff": round(d.mean, 4), f"{label}_seconds": round(float(np.mean(longer.seconds)), 1)}
+    return {f"{other.label}-{label}_{metric}_diff": round(d.mean, 4),
+            f"{label}_seconds": round(float(np.mean(longer.seconds)), 1)}
+
+
+WORKER_RUNS = "HYBRIDUNET_QUALITY_RUNS"  # set for the processes of --jobs: the (label, seed) runs each trains
+
+
+def run_in_processes(configs: list, seeds: list[int], args: argparse.Namespace, argv: list[str]) -> None:
+    """Deal the runs not yet in the journal round-robin to --jobs processes of this script,
+    one thread each (on small images, more throughput than one process using every core);
+    they write the journal, which the table is then read from."""
+    finished = read_journal(args.journal)
+    todo = [(label, seed) for seed in seeds for label, config in configs
+            if (label, seed, config.result_hash()) not in finished]
+    threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    workers = [subprocess.Popen([sys.executable, __file__, *argv, "--no-tracking"],
+                                env={**os.environ, WORKER_RUNS: json.dumps(todo[k::args.jobs]),
+                                     "OMP_NUM_THREADS": threads})
+               for k in range(min(args.jobs, len(todo)))]
+    failed = [w.args for w in workers if w.wait() != 0]
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(workers)} --jobs processes failed (see above); "
+                         f"rerun to continue from {args.journal}")
+
+
+def train_share(configs: list, runs: list, args: argparse.Namespace) -> None:
+    """A --jobs process: train its share of the runs into the journal."""
+    by_label = dict(configs)
+    for label, seed in runs:
+        run_comparison([(label, by_label[label])], [seed], tracking=False, journal=args.journal,
+                       test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -253,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON line per finished run; runs already there are not trained again")
     parser.add_argument("--equal-time", metavar="ARM",
                         help="also train the first arm for as many epochs as ARM's mean run time buys, and compare")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes sharing the runs, one thread each (MLflow off in them; the journal collects)")
     parser.add_argument("--workers", type=int, default=0, help="data.num_workers")
     parser.add_argument("--in-memory", action="store_true", help="data.in_memory: for a GPU fed by a slow host")
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
@@ -266,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     configs = [(label(spec, amp), parse_config({**recipe(args, data, amp), "model": parse_arm(spec, args.widths)},
                                                f"arm {spec!r}"))
                for amp in amps for spec in arms]
+    if os.environ.get(WORKER_RUNS):
+        return train_share(configs, json.loads(os.environ[WORKER_RUNS]), args)
+    if args.jobs > 1:
+        run_in_processes(configs, seeds, args, argv if argv is not None else sys.argv[1:])
     results = run_comparison(configs, seeds, tracking=args.tracking, journal=args.journal,
                              test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
 

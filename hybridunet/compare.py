@@ -180,7 +180,7 @@ def run_comparison(
     out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
     arms = [Arm(label, [], [], []) for label, _ in configs]
     labels = [label for label, _ in configs]
-    finished = _read_journal(journal) if journal else {}
+    finished = read_journal(journal) if journal else {}
     with _parent(configs[0][1], tracking, f"compare-{'-vs-'.join(labels)}-{stamp}",
                  {"compare": "parent", "compare.labels": ",".join(labels)}) as parent:
         if parent is not None:
@@ -245,7 +245,7 @@ def _add(arm: Arm, seed: int, record: dict) -> None:
         arm.test_miou.append(record["test_miou"])
 
 
-def _read_journal(path: str | Path) -> dict[tuple, dict]:
+def read_journal(path: str | Path) -> dict[tuple, dict]:
     """Finished runs of a journal by (label, seed, config hash); the last line of a key wins."""
     path = Path(path)
     if not path.exists():
