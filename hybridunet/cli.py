@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the base config")
     tune.set_defaults(func=cmd_tune)
 
-    demo = commands.add_parser("demo", help="the main job on synthetic data: unet vs hybrid_unet")
+    demo = commands.add_parser("demo", help="the main job on synthetic data: unet vs the best hybrid preset")
     demo.add_argument("--seeds", type=_positive, default=3)
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)

@@ -207,8 +207,8 @@ def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     summary = demo.run_demo(seeds=2, tracking=False)
     out = capsys.readouterr().out
-    assert "generating synthetic street scenes" in out and "dice hybrid_unet - unet" in out
-    assert set(summary["arms"]) == {"unet", "hybrid_unet"} and len(summary["arms"]["unet"]["dice"]) == 2
+    assert "generating synthetic street scenes" in out and "dice hybrid_unet_resdec - unet" in out
+    assert set(summary["arms"]) == {"unet", "hybrid_unet_resdec"} and len(summary["arms"]["unet"]["dice"]) == 2
 
 
 def test_background_log_keeps_order_and_raises_a_failure_at_close():

@@ -46,7 +46,7 @@ PRESETS = (
            "the study's Hybrid UNet; Oktay et al. 2018 (arXiv:1804.03999); Chen et al. 2021 (arXiv:2102.04306)"),
     Preset("hybrid_unet_resdec", {**HYBRID_PARTS, "decoder_block": "residual_se", "upsampler": "bilinear"},
            "hybrid_unet with residual-SE decoder blocks and bilinear upsampling",
-           "BENCHMARKS.md: +0.114 Dice over unet at the CPU budget, +0.138 at the study scale"),
+           "BENCHMARKS.md: +0.138 Dice over unet at the study scale, +0.042 under the CPU protocol"),
 )
 
 for _preset in PRESETS:
