@@ -134,7 +134,7 @@ def legacy_data(commit: str, out: Path, splits: dict[str, int], size: int, seed:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
                        check=True, capture_output=True)
         try:
-            subprocess.run([sys.executable, "-c", code, str(out)], check=True,
+            subprocess.run([sys.executable, "-c", code, str(out.resolve())], check=True,
                            env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tmp)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)

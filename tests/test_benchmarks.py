@@ -180,7 +180,7 @@ def test_quality_reads_the_study_scales_verdicts_and_seed_ranges(tmp_path):
         quality.parse_seeds(["x"])
 
 
-def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp_path):
+def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp_path, monkeypatch):
     """--generator COMMIT: that commit's write_split from a git worktree, recorded; the scenes
     are not the current generator's."""
     import subprocess
@@ -193,7 +193,8 @@ def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp
     from hybridunet.data.synthetic import render_scene
 
     before = subprocess.run(["git", "-C", str(quality.REPO), "worktree", "list"], capture_output=True, text=True).stdout
-    out = tmp_path / "v1"
+    monkeypatch.chdir(tmp_path)
+    out = Path("v1")  # relative, as quality.py names its data folders
     quality.legacy_data("47e7fda", out, {"train": 2, "val": 1}, 32, 0)
     record = json.loads((out / "synthetic.json").read_text())
     assert record["commit"] == "47e7fda" and record["splits"] == {"train": 2, "val": 1}
