@@ -76,8 +76,7 @@ def study_scale_verdicts(path: Path) -> list[tuple[str, str, str]]:
         for b in labels[i + 1:]:
             seeds = sorted(set(runs[a]) & set(runs[b]))
             diffs = [runs[a][s] - runs[b][s] for s in seeds]
-            if len(seeds) < (3 if "smp_unet" in (a, b) else 2) or not (all(d > 0 for d in diffs)
-                                                                          or all(d < 0 for d in diffs)):
+            if len(seeds) < (3 if "smp_unet" in (a, b) else 2) or 0 in diffs or len({d > 0 for d in diffs}) != 1:
                 continue
             better, worse = (a, b) if diffs[0] > 0 else (b, a)
             verdicts.append((better, worse, f"{abs(float(np.mean(diffs))):+.3f} ({len(seeds)} of {len(seeds)} seeds)"))
@@ -196,6 +195,12 @@ def ablation_table(by_label: dict[str, Arm], metric: str) -> list[str]:
     return lines
 
 
+def journalled(args: argparse.Namespace, configs: list, seeds: list[int], tracking: bool) -> list[Arm]:
+    """run_comparison as the protocol calls it: the journal, the test split, a line per run."""
+    return run_comparison(configs, seeds, tracking=tracking, journal=args.journal,
+                          test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
+
+
 def parse_seeds(values: list[str]) -> list[int]:
     """`N` -> 0..N-1, `A:B` -> A..B-1, several values -> those seeds."""
     try:
@@ -219,9 +224,7 @@ def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], s
     tree = {**recipe(args, data, args.amp[0]), "model": parse_arm(base_spec, args.widths)}
     tree["train"] = {**tree["train"], "epochs": epochs}
     label = f"{base_spec}@{epochs}ep"
-    [longer] = run_comparison([(label, parse_config(tree, f"arm {label!r}"))], seeds, tracking=args.tracking,
-                              journal=args.journal, test_split="test" if args.test else None,
-                              progress=lambda line: print(line, flush=True))
+    [longer] = journalled(args, [(label, parse_config(tree, f"arm {label!r}"))], seeds, args.tracking)
     d = paired(longer, other, metric)
     low, high = d.ci95
     print(f"\nequal wall-clock ({metric.replace('_', ' ')}): {other.label} ({args.epochs} epochs, "
@@ -257,8 +260,7 @@ def train_share(configs: list, runs: list, args: argparse.Namespace) -> None:
     """A --jobs process: train its share of the runs into the journal."""
     by_label = dict(configs)
     for label, seed in runs:
-        run_comparison([(label, by_label[label])], [seed], tracking=False, journal=args.journal,
-                       test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
+        journalled(args, [(label, by_label[label])], [seed], tracking=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -304,8 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         return train_share(configs, json.loads(os.environ[WORKER_RUNS]), args)
     if args.jobs > 1:
         run_in_processes(configs, seeds, args, argv if argv is not None else sys.argv[1:])
-    results = run_comparison(configs, seeds, tracking=args.tracking, journal=args.journal,
-                             test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
+    results = journalled(args, configs, seeds, args.tracking)
 
     print(f"\nquality ({args.recipe} recipe): {args.train} train / {args.val} val / {args.test} test synthetic images "
           f"at {args.size}x{args.size} ({data}), {args.epochs} epochs, batch {args.batch}, widths {args.widths}, "
