@@ -9,8 +9,9 @@ scale (benchmarks/reference: the study's recipe, the Kaggle set's size, 10 epoch
         [--jobs N] [--workers N] [--in-memory] [--no-tracking]
 
 The defaults are the protocol (BENCHMARKS.md): 3 seeds x 4 arms in about 22 minutes on two
-cores with `--jobs 2`. An arm is a model name with optional part swaps, e.g.
-`unet:encoder_block=residual_se`. The first arm is the reference of every paired difference
+cores with `--jobs 2`. An arm is a run label, as MLflow shows it: a model name with optional
+part swaps, e.g. `unet+encoder_block=residual_se` (the older `unet:encoder_block=residual_se`
+is read too). The first arm is the reference of every paired difference
 (95% t interval, paired t-test, the smallest difference the seeds detect). Each run's best
 epoch is chosen on val; the held-out `test` split (never used for a choice) is scored beside
 it, and the agreement with the study scale is judged on it: a pair agrees when its mean
@@ -46,16 +47,17 @@ import yaml
 
 from common import print_json
 
-from hybridunet.compare import Arm, holm, paired, read_journal, run_comparison, table
+from hybridunet.compare import holm, mean_std, paired, run_comparison, table
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic
-from hybridunet.models.presets import preset_of
+from hybridunet.errors import UserError
+from hybridunet.models.presets import parse_label, preset_of
+from hybridunet.results import Arm, group, legacy_label, parse_seeds, read_journal
 
-UNET_PARTS = preset_of("unet").parts
-HYBRID_PARTS, BEST_PARTS = preset_of("hybrid_unet").parts, preset_of("hybrid_unet_resdec").parts
-ALONE = [f"unet:{part}={value}" for part, value in BEST_PARTS.items() if UNET_PARTS[part] != value]
-REMOVED = [f"hybrid_unet_resdec:{part}={UNET_PARTS[part]}" for part, value in BEST_PARTS.items()
-           if UNET_PARTS[part] != value] + ["hybrid_unet_resdec:skip=coarse_attention_gate"]
+UNET_PARTS, BEST_PARTS = preset_of("unet").parts, preset_of("hybrid_unet_resdec").parts
+ALONE = [f"unet+{part}={value}" for part, value in BEST_PARTS.items() if UNET_PARTS[part] != value]
+REMOVED = [f"hybrid_unet_resdec+{part}={UNET_PARTS[part]}" for part, value in BEST_PARTS.items()
+           if UNET_PARTS[part] != value] + ["hybrid_unet_resdec+skip=coarse_attention_gate"]
 REPO = Path(__file__).resolve().parents[1]
 # The study scale's runs for each generator (benchmarks/reference/README.md says how they were made).
 REFERENCE = {"current": REPO / "benchmarks/reference/study_scale_v2.jsonl",
@@ -66,10 +68,8 @@ def study_scale_verdicts(path: Path) -> list[tuple[str, str, str]]:
     """(better, worse, how) for each pair the study scale separates: every shared seed (at least
     2; 3 for pairs with smp_unet, whose rerun has fewer) differs in the same sign. Judged on the
     test split where the reference has one, else on val."""
-    runs: dict[str, dict[int, float]] = {}
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        runs.setdefault(record["label"], {})[record["seed"]] = record.get("test_dice", record["dice"])
+    arms = group(read_journal(path).values())
+    runs = {a.label: a.values("test_dice") or a.values("dice") for a in arms}
     verdicts = []
     labels = list(runs)
     for i, a in enumerate(labels):
@@ -102,17 +102,9 @@ def recipe(args: argparse.Namespace, data: Path, amp: str) -> dict:
 
 
 def parse_arm(spec: str, widths: list[int]) -> dict:
-    """`model[:key=value,...]` -> the config's model section."""
-    name, _, swaps = spec.partition(":")
-    model: dict = {"name": name}
-    if not name.startswith("smp_"):
-        model["widths"] = widths
-    for item in filter(None, swaps.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"arm {spec!r}: expected key=value after ':', got {item!r}")
-        model[key] = yaml.safe_load(value)
-    return model
+    """A run label (`model[+key=value...]`) -> the config's model section."""
+    name, parts = parse_label(legacy_label(spec))
+    return {"name": name, **({} if name.startswith("smp_") else {"widths": widths}), **parts}
 
 
 def legacy_data(commit: str, out: Path, splits: dict[str, int], size: int, seed: int) -> None:
@@ -172,10 +164,8 @@ def agreement(by_label: dict[str, Arm], metric: str, generator: str) -> list[str
             d = paired(by_label[worse], by_label[better], metric)
             if not d.diffs:
                 continue
-            low, high = d.ci95
             verdict = "agrees" if d.mean > 0 else "disagrees"
-            lines.append(f"{better} - {worse}: study scale {reference}; protocol {d.mean:+.4f} "
-                         f"(95% CI {low:+.4f} .. {high:+.4f}, p = {d.p_value:.3g}, n = {len(d.diffs)}): {verdict}")
+            lines.append(f"study scale {reference}; protocol {d.line(detectable=False)}: {verdict}")
     return lines
 
 
@@ -201,17 +191,6 @@ def journalled(args: argparse.Namespace, configs: list, seeds: list[int], tracki
                           test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
 
 
-def parse_seeds(values: list[str]) -> list[int]:
-    """`N` -> 0..N-1, `A:B` -> A..B-1, several values -> those seeds."""
-    try:
-        if len(values) > 1:
-            return [int(v) for v in values]
-        start, sep, stop = values[0].partition(":")
-        return list(range(int(start), int(stop))) if sep else list(range(int(start)))
-    except ValueError:
-        raise SystemExit(f"--seeds {' '.join(values)}: expected a count N, a range A:B or several seeds") from None
-
-
 def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], seeds: list[int],
                metric: str) -> dict:
     """The first arm given the wall-clock time of another: its epochs scaled by their mean
@@ -226,10 +205,8 @@ def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], s
     label = f"{base_spec}@{epochs}ep"
     [longer] = journalled(args, [(label, parse_config(tree, f"arm {label!r}"))], seeds, args.tracking)
     d = paired(longer, other, metric)
-    low, high = d.ci95
-    print(f"\nequal wall-clock ({metric.replace('_', ' ')}): {other.label} ({args.epochs} epochs, "
-          f"{np.mean(other.seconds):.0f} s/run) - {base_spec} ({epochs} epochs, {np.mean(longer.seconds):.0f} s/run): "
-          f"{d.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, p = {d.p_value:.3g}, n = {len(d.diffs)}); "
+    print(f"\nequal wall-clock: {other.label} ({args.epochs} epochs, {np.mean(other.seconds):.0f} s/run) against "
+          f"{label} ({np.mean(longer.seconds):.0f} s/run): {d.line(detectable=False)}; "
           f"at equal epochs {paired(base, other, metric).mean:+.4f}")
     return {f"{other.label}-{label}_{metric}_diff": round(d.mean, 4),
             f"{label}_seconds": round(float(np.mean(longer.seconds)), 1)}
@@ -293,7 +270,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-memory", action="store_true", help="data.in_memory: for a GPU fed by a slow host")
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
     args = parser.parse_args(argv)
-    seeds = parse_seeds(args.seeds)
+    try:
+        seeds = parse_seeds(args.seeds)
+        args.arms = [legacy_label(a) for a in args.arms]
+        for spec in args.arms:
+            parse_arm(spec, args.widths)
+    except UserError as err:
+        raise SystemExit(f"quality.py: error: {err}") from None
 
     data = prepare_data(args)
     arms = list(dict.fromkeys(args.arms + (ALONE + REMOVED if args.ablation else [])))
@@ -318,22 +301,18 @@ def main(argv: list[str] | None = None) -> None:
     for arm in results:
         spec = arm.label.split("@")[0]
         params, gflops = cost(spec, args.widths, args.size)
-        test = (f"{np.mean(arm.test_dice):.4f} ± {np.std(arm.test_dice, ddof=1) if len(arm.test_dice) > 1 else 0:.4f}"
-                if arm.test_dice else "-")
-        val = f"{np.mean(arm.dice):.4f} ± {np.std(arm.dice, ddof=1) if len(arm.dice) > 1 else 0:.4f}"
-        print(f"{arm.label:<46} {val:>17} {test:>17} {params:>9.2f} {gflops:>7.2f} "
+        val, test = list(arm.values("dice").values()), list(arm.values("test_dice").values())
+        print(f"{arm.label:<46} {mean_std(val):>17} {mean_std(test):>17} {params:>9.2f} {gflops:>7.2f} "
               f"{np.mean(arm.seconds) / args.epochs:>8.1f}")
-        figures[f"{arm.label}_dice_mean"] = round(float(np.mean(arm.dice)), 4)
-        if arm.test_dice:
-            figures[f"{arm.label}_test_dice_mean"] = round(float(np.mean(arm.test_dice)), 4)
+        figures[f"{arm.label}_dice_mean"] = round(float(np.mean(val)), 4)
+        if test:
+            figures[f"{arm.label}_test_dice_mean"] = round(float(np.mean(test)), 4)
     for amp in amps[1:]:
         for spec in arms:
             d = paired(by_label[label(spec, amps[0])], by_label[label(spec, amp)], "dice")
-            low, high = d.ci95
             figures[f"{spec}:{amp}-{amps[0]}_dice_diff"] = round(d.mean, 4)
-            figures[f"{spec}:{amp}-{amps[0]}_dice_ci95"] = [round(low, 4), round(high, 4)]
-            print(f"{spec}: {amp} - {amps[0]} Dice {d.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, "
-                  f"diffs {', '.join(f'{v:+.4f}' for v in d.diffs)})")
+            figures[f"{spec}:{amp}-{amps[0]}_dice_ci95"] = [round(v, 4) for v in d.ci95]
+            print(f"{d.line(detectable=False)}; diffs {', '.join(f'{v:+.4f}' for v in d.diffs)}")
     metric = "test_dice" if args.test else "dice"
     if args.equal_time:
         figures.update(equal_time(args, data, by_label, seeds, metric))

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from hybridunet import __version__
+from hybridunet.errors import CheckpointError, MissingFileError
 from hybridunet.weights import load_weights
 
 META_KEY = "hybridunet"
@@ -69,21 +70,24 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     header, which is written together with its tensors (the sidecar is for people)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
+        raise MissingFileError(f"checkpoint {path} not found")
     if path.suffix != ".safetensors":
-        raise ValueError(f"{path}: checkpoints are .safetensors files; other formats are not loaded (no unpickling)")
+        raise CheckpointError(f"{path}: checkpoints are .safetensors files; other formats are not loaded (no unpickling)")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # safetensors raises its own error types for bad headers
-        raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
     if META_KEY not in header:
         sidecar = path.with_suffix(".json")
         if not sidecar.is_file():
-            raise ValueError(f"{path} has no hybridunet metadata and no sidecar {sidecar.name}")
+            raise CheckpointError(f"{path} has no hybridunet metadata and no sidecar {sidecar.name}")
         header[META_KEY] = sidecar.read_text()
-    return tensors, json.loads(header[META_KEY])
+    try:
+        return tensors, json.loads(header[META_KEY])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: its hybridunet metadata is not JSON ({err})") from None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", num_classes: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -97,7 +101,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", num_classes
     tensors, meta = read_checkpoint(path)
     spec = dict(meta["model"])
     if num_classes is not None and num_classes != spec["num_classes"]:
-        raise ValueError(f"num_classes={num_classes} does not match checkpoint {path}, trained for {spec['num_classes']} classes")
+        raise CheckpointError(f"num_classes={num_classes} does not match checkpoint {path}, trained for {spec['num_classes']} classes")
     model = create_model(spec.pop("name"), **spec)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     load_weights(model, state, path)

@@ -21,8 +21,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models(args.filter):
         model = create_model(name, num_classes=args.num_classes)
-        info = MODELS.info(name)
-        description = getattr(info, "description", None) or (info or {}).get("description", "")
+        info = MODELS.info(name)  # a ModelInfo for the built-ins; None for a user's own builder
+        description = info.description if info is not None else ""
         rows.append((name, count_params(model) / 1e6, count_flops(model, size) / 1e9, description))
     width = max([20, *(len(r[0]) + 1 for r in rows)])
     print(f"{'model':<{width}} {'params (M)':>11} {'GFLOPs @ ' + 'x'.join(map(str, size)):>18}  description")
@@ -106,18 +106,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from hybridunet.compare import arms_from_mlflow, run_comparison, summary, table
     from hybridunet.config import load_config
     from hybridunet.errors import UsageError
+    from hybridunet.results import parse_seeds
 
-    # `--configs a.yaml b.yaml k=v` puts overrides into --configs: move them back
-    args.overrides += [c for c in args.configs or [] if "=" in c]
-    args.configs = [c for c in args.configs or [] if "=" not in c]
+    # nargs="+" takes the overrides that follow `--configs a.yaml b.yaml` or `--seeds 3`: move them back
+    for flag in ("configs", "seeds"):
+        values = getattr(args, flag) or []
+        args.overrides += [v for v in values if "=" in v]
+        setattr(args, flag, [v for v in values if "=" not in v])
     if args.experiment:
         arms = arms_from_mlflow(args.experiment)
     else:
         if not args.configs or len(args.configs) < 2:
             raise UsageError("compare needs --configs A.yaml B.yaml (two or more), or --experiment NAME")
-        if len(args.seeds) == 1 and args.seeds[0] < 1:
-            raise UsageError(f"--seeds {args.seeds[0]}: give a count of at least 1, or the seeds themselves")
-        seeds = list(range(args.seeds[0])) if len(args.seeds) == 1 else args.seeds
+        seeds = parse_seeds(args.seeds)
         configs = [load_config(path, args.overrides) for path in args.configs]
         labels = [c.model.label for c in configs]
         if len(set(labels)) < len(labels):  # two configs of one model: name them by their files
@@ -315,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="train configs over seeds and test the difference")
     compare.add_argument("--configs", nargs="+", metavar="YAML", help="two or more experiment configs")
-    compare.add_argument("--seeds", type=_count, nargs="+", default=[3], metavar="K",
-                         help="K: seeds 0..K-1 for every config (default 3); several numbers: those seeds")
+    compare.add_argument("--seeds", nargs="+", default=["3"], metavar="K",
+                         help="K: seeds 0..K-1 for every config (default 3); A:B: seeds A..B-1; "
+                              "several numbers: those seeds")
     compare.add_argument("--experiment", help="instead: compare finished runs of this MLflow experiment by label")
     compare.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every config")
     compare.set_defaults(func=cmd_compare)

@@ -8,50 +8,39 @@ its 95% t confidence interval and a paired t-test.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
 from hybridunet.config import ExperimentConfig
-from hybridunet.engine import fit
-from hybridunet.errors import DataError, UsageError
+from hybridunet.engine import Callback, Run, fit, json_safe
+from hybridunet.errors import UsageError
+from hybridunet.results import (METRICS, Arm, RunRecord, append_journal, check_seeds, group, read_journal,
+                                scores_of)
 
 
-@dataclass
-class Arm:
-    """One config's results over the seeds."""
-
-    label: str
-    seeds: list[int]
-    dice: list[float]
-    miou: list[float]
-    per_class_dice: list[dict[str, float | None]] = field(default_factory=list)
-    run_ids: list[str | None] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    test_dice: list[float] = field(default_factory=list)  # on a held-out split, where one was asked for
-    test_miou: list[float] = field(default_factory=list)
-
-
-@dataclass
+@dataclass(frozen=True)
 class Paired:
-    """``b - a`` over the seeds both arms share."""
+    """``b - a`` per seed, over the seeds both arms have the metric for."""
 
     a: str
     b: str
     metric: str
-    diffs: list[float]
+    seeds: tuple[int, ...]
+    diffs: tuple[float, ...]
+    left_out: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # label -> seeds only it has
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.diffs))
+        return float(np.mean(self.diffs)) if self.diffs else math.nan
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -66,7 +55,7 @@ class Paired:
         """The smallest true mean difference this many seeds detect with 80% power (paired
         two-sided t-test at the 5% level, noncentral t), given the spread of the differences."""
         n = len(self.diffs)
-        if n < 2:
+        if n < 2 or np.std(self.diffs) == 0:
             return math.nan
         from scipy.optimize import brentq
 
@@ -93,66 +82,91 @@ class Paired:
             return math.nan
         return float(stats.ttest_1samp(self.diffs, 0.0).pvalue)  # = paired t-test of b against a
 
+    def line(self, detectable: bool = True) -> str:
+        """The comparison as one line: every command that prints a paired difference prints this."""
+        low, high = self.ci95
+        text = (f"{self.metric} {self.b} - {self.a}: {self.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, "
+                f"paired t-test p = {self.p_value:.3g}, n = {len(self.diffs)}")
+        if detectable:
+            text += f"; detectable at 80% power: {self.detectable:.4f}"
+        text += ")"
+        for label, seeds in self.left_out.items():
+            text += f"; seeds {list(seeds)} of {label} left out (the other arm lacks {self.metric} there)"
+        return text
 
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
+    def as_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "metric": self.metric, "seeds": list(self.seeds),
+                "mean_diff": self.mean, "ci95": list(self.ci95), "p_value": self.p_value,
+                "diffs": list(self.diffs), "detectable": self.detectable,
+                "left_out": {k: list(v) for k, v in self.left_out.items()}}
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """`mean ± std` (sample standard deviation), or `-` for no values."""
+    if not len(values):
         return "-"
     std = np.std(values, ddof=1) if len(values) > 1 else 0.0
     return f"{np.mean(values):.4f} ± {std:.4f}"
 
 
 def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
-    for arm in (a, b):
-        if len(set(arm.seeds)) != len(arm.seeds):
-            raise UsageError(f"arm {arm.label!r} holds seed(s) more than once ({arm.seeds}): pairing needs each once")
-    by_seed = {s: v for s, v in zip(a.seeds, getattr(a, metric))}
-    diffs = [v - by_seed[s] for s, v in zip(b.seeds, getattr(b, metric)) if s in by_seed]
-    return Paired(a.label, b.label, metric, diffs)
+    """`b - a` matched by seed. Seeds where only one arm has `metric` are left out and named."""
+    va, vb = a.values(metric), b.values(metric)
+    seeds = tuple(s for s in b.seeds if s in va and s in vb)
+    left_out = {arm.label: tuple(s for s in arm.seeds if s in values and s not in seeds)
+                for arm, values in ((a, va), (b, vb))}
+    return Paired(a.label, b.label, metric, seeds, tuple(vb[s] - va[s] for s in seeds),
+                  {k: v for k, v in left_out.items() if v})
+
+
+def decision_metric(arms: Sequence[Arm]) -> str:
+    """Test Dice where every arm was scored on a test split, else validation Dice."""
+    return "test_dice" if arms and all(a.has("test_dice") for a in arms) else "dice"
 
 
 def table(arms: Sequence[Arm]) -> str:
     """The comparison as plain text: mean ± std per arm, paired differences, per-class Dice."""
-    lines = [f"{'config':<24} {'seeds':>5} {'Dice':>17} {'mIoU':>17} {'s/run':>7}"]
+    test = any(a.has("test_dice") for a in arms)
+    head = f"{'config':<24} {'seeds':>5} {'val Dice':>17} {'val mIoU':>17}"
+    lines = [head + (f" {'test Dice':>17}" if test else "") + f" {'s/run':>7}"]
     for arm in arms:
         seconds = f"{np.mean(arm.seconds):.0f}" if arm.seconds else "-"
-        lines.append(f"{arm.label:<24} {len(arm.dice):>5} {_mean_std(arm.dice):>17} {_mean_std(arm.miou):>17} {seconds:>7}")
+        row = (f"{arm.label:<24} {len(arm.records):>5} {mean_std(list(arm.values('dice').values())):>17} "
+               f"{mean_std(list(arm.values('miou').values())):>17}")
+        if test:
+            row += f" {mean_std(list(arm.values('test_dice').values())):>17}"
+        lines.append(f"{row} {seconds:>7}")
+    metrics = ("dice", "miou", "test_dice") if test else ("dice", "miou")
     for other in arms[1:]:
-        for metric in ("dice", "miou"):
-            d = paired(arms[0], other, metric)
-            lo, hi = d.ci95
-            lines.append(
-                f"{metric} {other.label} - {arms[0].label}: {d.mean:+.4f} "
-                f"(95% CI {lo:+.4f} .. {hi:+.4f}, paired t-test p = {d.p_value:.3g}, n = {len(d.diffs)}; "
-                f"detectable at 80% power: {d.detectable:.4f})"
-            )
-    classes = [c for c in (arms[0].per_class_dice[0] if arms and arms[0].per_class_dice else {})]
+        lines += [paired(arms[0], other, metric).line() for metric in metrics]
+    classes = next((list(r.val.per_class_dice) for a in arms for r in a.records if r.val.per_class_dice), [])
     if classes:
         lines.append("")
-        lines.append(f"{'per-class Dice':<16}" + "".join(f"{a.label[:14]:>16}" for a in arms))
+        lines.append(f"{'per-class val Dice':<18}" + "".join(f"{a.label[:14]:>16}" for a in arms))
         for name in classes:
             cells = []
             for arm in arms:
-                values = [r[name] for r in arm.per_class_dice if r.get(name) is not None]
+                values = [r.val.per_class_dice[name] for r in arm.records
+                          if r.val.per_class_dice.get(name) is not None]
                 cells.append(f"{np.mean(values):>16.3f}" if values else f"{'-':>16}")
-            lines.append(f"{name:<16}" + "".join(cells))
+            lines.append(f"{name:<18}" + "".join(cells))
     return "\n".join(lines)
 
 
 def summary(arms: Sequence[Arm]) -> dict[str, Any]:
     """The comparison as JSON-ready data."""
-    out: dict[str, Any] = {"arms": {}, "paired": []}
+    out: dict[str, Any] = {"arms": {}, "paired": [], "metric": decision_metric(arms)}
     for arm in arms:
-        out["arms"][arm.label] = {
-            "seeds": arm.seeds, "dice": arm.dice, "miou": arm.miou, "run_ids": arm.run_ids,
-            "dice_mean": float(np.mean(arm.dice)), "miou_mean": float(np.mean(arm.miou)),
-        }
+        entry: dict[str, Any] = {"seeds": arm.seeds, "run_ids": [r.run_id for r in arm.records]}
+        for metric in METRICS:
+            values = arm.values(metric)
+            if values:
+                entry[metric] = [values.get(s) for s in arm.seeds]
+                entry[f"{metric}_mean"] = float(np.mean(list(values.values())))
+        out["arms"][arm.label] = entry
+    metrics = ("dice", "miou", "test_dice") if any(a.has("test_dice") for a in arms) else ("dice", "miou")
     for other in arms[1:]:
-        for metric in ("dice", "miou"):
-            d = paired(arms[0], other, metric)
-            out["paired"].append({
-                "a": d.a, "b": d.b, "metric": metric, "mean_diff": d.mean,
-                "ci95": list(d.ci95), "p_value": d.p_value, "diffs": d.diffs, "detectable": d.detectable,
-            })
+        out["paired"] += [paired(arms[0], other, metric).as_dict() for metric in metrics]
     return out
 
 
@@ -171,15 +185,15 @@ def run_comparison(
 
     With `test_split`, each run's best checkpoint (chosen on val) is also scored on that
     held-out split, which never takes part in the choice. With `journal` (a JSONL file),
-    every finished run appends one line, and a run already there (same label, seed and
-    config hash) is read back instead of trained: a stopped comparison continues.
+    every finished run appends its `RunRecord`, and a run already there (same label, seed
+    and config hash) is read back instead of trained: a stopped comparison continues.
     Runs go seed by seed, every arm within a seed, so a cut-off comparison still pairs.
     """
     check_seeds(seeds)
     stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
     out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
-    arms = [Arm(label, [], [], []) for label, _ in configs]
     labels = [label for label, _ in configs]
+    arms = [Arm(label) for label in labels]
     finished = read_journal(journal) if journal else {}
     with _parent(configs[0][1], tracking, f"compare-{'-vs-'.join(labels)}-{stamp}",
                  {"compare": "parent", "compare.labels": ",".join(labels)}) as parent:
@@ -187,35 +201,36 @@ def run_comparison(
             parent.log_params({"configs": ",".join(labels), "seeds": ",".join(map(str, seeds))})
         total, done = len(configs) * len(seeds), 0
         for seed in seeds:
-            for (label, config), arm in zip(configs, arms):
-                key = (label, seed, config.result_hash())
-                record = finished.get(key)
-                if record is None:
-                    record = _train(label, config, seed, out_dir, parent, test_split)
+            for index, (label, config) in enumerate(configs):
+                record = finished.get((label, seed, config.result_hash()))
+                if record is None or (test_split and record.test is None):
+                    record = train_record(label, config, seed, out_dir, parent, test_split)
                     if journal:
-                        _append_journal(journal, key, record)
-                    how = f"in {record['seconds']:.0f} s"
+                        append_journal(journal, record)
+                    how = f"in {record.seconds:.0f} s"
                 else:
                     how = f"(from {journal})"
-                _add(arm, seed, record)
+                arms[index] = arms[index].add(record)
                 done += 1
                 if progress is not None:
-                    test = f", test Dice {record['test_dice']:.4f}" if record.get("test_dice") is not None else ""
-                    progress(f"[{done}/{total}] {label} seed {seed}: Dice {record['dice']:.4f}, "
-                             f"mIoU {record['miou']:.4f}{test} {how}")
+                    test = f", test Dice {record.test.dice:.4f}" if record.test is not None else ""
+                    progress(f"[{done}/{total}] {label} seed {seed}: Dice {record.val.dice:.4f}, "
+                             f"mIoU {record.val.miou:.4f}{test} {how}")
         if parent is not None:
             _log_summary(parent, arms)
     return arms
 
 
-def _train(label: str, config: ExperimentConfig, seed: int, out_dir: Path, parent, test_split: str | None) -> dict:
-    import time
-
+def train_record(label: str, config: ExperimentConfig, seed: int, out_dir: Path, parent=None,
+                 test_split: str | None = None) -> RunRecord:
+    """Train `config` with `seed` into ``out_dir/<label>-s<seed>`` and return its record;
+    with `test_split`, its best checkpoint is scored there too."""
     run_config = config.model_copy(deep=True)
     run_config.seed = seed
     run_config.train.out_dir = str(out_dir / f"{label}-s{seed}")
     run_config.tracking.run_name = f"{label}-s{seed}"
-    callbacks = []
+    seen = _DataSeen()
+    callbacks: list[Callback] = [seen]
     if parent is not None:
         from hybridunet.tracking import MLflowCallback
 
@@ -223,52 +238,28 @@ def _train(label: str, config: ExperimentConfig, seed: int, out_dir: Path, paren
                                         tags={"compare.label": label}))
     start = time.perf_counter()
     result = fit(run_config, callbacks=callbacks)
-    record = {"dice": result["dice"], "miou": result["miou"], "per_class_dice": result["per_class_dice"],
-              "run_id": result.get("run_id"), "seconds": time.perf_counter() - start}
+    record = RunRecord(label, seed, scores_of(result), config_hash=config.result_hash(),
+                       data_fingerprint=seen.fingerprint, seconds=time.perf_counter() - start,
+                       run_id=result.get("run_id"), checkpoint=result["checkpoint"])
     if test_split:
         from hybridunet.engine import evaluate_checkpoint
 
         test = evaluate_checkpoint(result["checkpoint"], data=run_config.data.root, split=test_split)
-        record.update(test_dice=test["dice"], test_miou=test["miou"])
+        record = record.with_test(scores_of(test))
+        if parent is not None and record.run_id:
+            from hybridunet.tracking import log_test_scores
+
+            log_test_scores(record.run_id, test, run_config.tracking)
     return record
 
 
-def _add(arm: Arm, seed: int, record: dict) -> None:
-    arm.seeds.append(seed)
-    arm.dice.append(record["dice"])
-    arm.miou.append(record["miou"])
-    arm.per_class_dice.append(record["per_class_dice"])
-    arm.run_ids.append(record.get("run_id"))
-    arm.seconds.append(record["seconds"])
-    if record.get("test_dice") is not None:
-        arm.test_dice.append(record["test_dice"])
-        arm.test_miou.append(record["test_miou"])
+class _DataSeen(Callback):
+    """Keeps the fingerprint of the data a run trained on, for its record."""
 
+    fingerprint: str | None = None
 
-def read_journal(path: str | Path) -> dict[tuple, dict]:
-    """Finished runs of a journal by (label, seed, config hash); the last line of a key wins."""
-    path = Path(path)
-    if not path.exists():
-        return {}
-    runs = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            runs[(record["label"], record["seed"], record["config_hash"])] = record
-        except (ValueError, KeyError) as err:
-            raise DataError(f"{path}, line {number}: not a run of this journal ({err}); "
-                            "expected a JSON object with label, seed and config_hash") from None
-    return runs
-
-
-def _append_journal(path: str | Path, key: tuple, record: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    label, seed, config_hash = key
-    with path.open("a") as f:
-        f.write(json.dumps({"label": label, "seed": seed, "config_hash": config_hash, **record}) + "\n")
+    def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
+        self.fingerprint = run.data_fingerprint
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -280,12 +271,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(order) - rank) * p))
         adjusted[i] = running
     return adjusted
-
-
-def check_seeds(seeds: Sequence[int]) -> None:
-    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
-    if repeated:
-        raise UsageError(f"seed(s) {repeated} listed more than once: a paired comparison needs each seed once")
 
 
 def _parent(config: ExperimentConfig, tracking: bool, name: str, tags: dict[str, str]):
@@ -300,12 +285,16 @@ def _log_summary(parent, arms: Sequence[Arm]) -> None:
     from hybridunet.viz import comparison_figure
 
     parent.log_text(table(arms), "compare/table.txt")
-    parent.log_json(summary(arms), "compare/summary.json")
-    parent.log_figure(comparison_figure({a.label: a.dice for a in arms}, "Dice"), "compare/dice.png")
+    parent.log_json(json_safe(summary(arms)), "compare/summary.json")
+    parent.log_figure(comparison_figure({a.label: list(a.values("dice").values()) for a in arms}, "Dice"),
+                      "compare/dice.png")
     metrics = {}
     for arm in arms:
         key = re.sub(r"[^\w\-. /]", "_", arm.label)
-        metrics.update({f"{key}/dice_mean": float(np.mean(arm.dice)), f"{key}/miou_mean": float(np.mean(arm.miou))})
+        for metric in METRICS:
+            values = list(arm.values(metric).values())
+            if values:
+                metrics[f"{key}/{metric}_mean"] = float(np.mean(values))
     parent.log_metrics(metrics)
 
 
@@ -317,35 +306,27 @@ def arms_from_mlflow(experiment: str, uri: str | None = None,
     from hybridunet.tracking import finished_runs
 
     notes = notes or (lambda line: print(line, file=sys.stderr))
-    arms: dict[str, Arm] = {}
-    seen: set[tuple[str, int]] = set()
+    newest: dict[tuple[str, int], RunRecord] = {}
     skipped: dict[str, int] = {}
-    kinds: dict[str, dict[str, set]] = {}
-    for r in finished_runs(experiment, uri):  # newest first
-        if (r.label, r.seed) in seen:
-            skipped[r.label] = skipped.get(r.label, 0) + 1
+    order: list[str] = []
+    for record in finished_runs(experiment, uri):  # newest first
+        if (record.label, record.seed) in newest:
+            skipped[record.label] = skipped.get(record.label, 0) + 1
             continue
-        seen.add((r.label, r.seed))
-        arm = arms.setdefault(r.label, Arm(r.label, [], [], []))
-        arm.seeds.append(r.seed)
-        arm.dice.append(r.dice)
-        arm.miou.append(r.miou)
-        arm.run_ids.append(r.run_id)
-        found = kinds.setdefault(r.label, {"config": set(), "data": set()})
-        found["config"].add(r.config_hash)
-        found["data"].add(r.data_fingerprint)
-    if not arms:
+        newest[(record.label, record.seed)] = record
+        if record.label not in order:
+            order.append(record.label)
+    if not newest:
         raise UsageError(f"experiment {experiment!r} holds no finished training runs")
     for label, count in sorted(skipped.items()):
         notes(f"{label}: skipped {count} older run(s) of a seed that has a newer one")
-    for label, found in sorted(kinds.items()):
-        for what, values in found.items():
-            if len(values - {None}) > 1:
-                notes(f"warning: runs labelled {label} differ in their {'result-changing config' if what == 'config' else 'data'} "
-                      f"({len(values - {None})} kinds): their comparison mixes {'recipes' if what == 'config' else 'data sets'}")
-    for arm in arms.values():  # seeds in ascending order
-        order = sorted(range(len(arm.seeds)), key=arm.seeds.__getitem__)
-        arm.seeds, arm.dice, arm.miou, arm.run_ids = ([getattr(arm, f)[i] for i in order]
-                                                      for f in ("seeds", "dice", "miou", "run_ids"))
+    records = sorted(newest.values(), key=lambda r: r.seed)
+    for label in sorted(order):
+        for what, noun, kinds in (("config_hash", "result-changing config", "recipes"),
+                                  ("data_fingerprint", "data", "data sets")):
+            values = {getattr(r, what) for r in records if r.label == label} - {None}
+            if len(values) > 1:
+                notes(f"warning: runs labelled {label} differ in their {noun} ({len(values)} kinds): "
+                      f"their comparison mixes {kinds}")
     # the label whose newest run is the oldest comes first: a comparison's baseline, trained first
-    return list(reversed(arms.values()))
+    return group(records, list(reversed(order)))

@@ -9,6 +9,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from hybridunet.errors import CheckpointError, MissingFileError
+
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a torch file loaded with ``weights_only=True``.
@@ -17,17 +19,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise MissingFileError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types for bad headers
+            raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError for anything beyond plain tensors
-        raise ValueError(f"{path} is not a plain tensor file; refusing to unpickle it: {err}") from None
+        raise CheckpointError(f"{path} is not a plain tensor file; refusing to unpickle it: {err}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, expected a state dict of tensors")
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, expected a state dict of tensors")
     return state
 
 
@@ -50,7 +55,7 @@ def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: s
             if missing or unexpected or reshaped
             else str(err)
         )
-        raise ValueError(f"weights in {source} do not fit {type(module).__name__}: {detail}") from None
+        raise CheckpointError(f"weights in {source} do not fit {type(module).__name__}: {detail}") from None
 
 
 def _few(keys: list[str], n: int = 5) -> str:

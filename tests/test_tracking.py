@@ -129,17 +129,17 @@ def check_comparison(server: str, tiny_data: Path, tmp_path: Path) -> None:
     client = MlflowClient(server)
     for arm in arms:
         assert arm.seeds == [0, 1]
-        children = [client.get_run(r) for r in arm.run_ids]
+        children = [client.get_run(r.run_id) for r in arm.records]
         parents = {c.data.tags["mlflow.parentRunId"] for c in children}
         assert len(parents) == 1
-        assert [c.data.metrics["best_val_dice"] for c in children] == pytest.approx(arm.dice, abs=0)
-        assert [c.data.metrics["best_val_miou"] for c in children] == pytest.approx(arm.miou, abs=0)
+        assert [c.data.metrics["best_val_dice"] for c in children] == pytest.approx([r.val.dice for r in arm.records], abs=0)
+        assert [c.data.metrics["best_val_miou"] for c in children] == pytest.approx([r.val.miou for r in arm.records], abs=0)
     parent = client.get_run(parents.pop())
     assert parent.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "compare")} == {
         "compare/table.txt", "compare/summary.json", "compare/dice.png"}
-    from_mlflow = {a.label: sorted(a.dice) for a in arms_from_mlflow("cmp", server)}
-    assert from_mlflow == {"unet": sorted(arms[0].dice), "hybrid_unet": sorted(arms[1].dice)}
+    from_mlflow = {a.label: a.values("dice") for a in arms_from_mlflow("cmp", server)}
+    assert from_mlflow == {"unet": arms[0].values("dice"), "hybrid_unet": arms[1].values("dice")}
 
 
 def test_a_failed_comparison_leaves_its_parent_failed(tiny_data, tmp_path, mlflow_store, monkeypatch):
@@ -173,23 +173,23 @@ def test_compare_experiment_groups_by_label_keeps_the_newest_run_per_seed_and_wa
     notes: list[str] = []
     arms = {a.label: a for a in arms_from_mlflow("by-label", mlflow_store, notes=notes.append)}
     assert set(arms) == {"unet", "unet+decoder_block=residual"}
-    assert sorted(arms["unet"].run_ids) == sorted([newest["run_id"], other_recipe["run_id"]])
-    assert arms["unet+decoder_block=residual"].dice == [variant["dice"]]
+    assert sorted(r.run_id for r in arms["unet"].records) == sorted([newest["run_id"], other_recipe["run_id"]])
+    assert arms["unet+decoder_block=residual"].values("dice") == {0: variant["dice"]}
     assert "unet: skipped 1 older run(s) of a seed that has a newer one" in notes
     assert any(n.startswith("warning: runs labelled unet differ in their result-changing config") for n in notes)
     assert not any("labelled unet+decoder_block" in n for n in notes)
 
 
 def test_a_seed_listed_twice_fails_before_any_training(tiny_data, tmp_path):
-    from hybridunet.compare import Arm, paired
     from hybridunet.errors import UsageError
+    from hybridunet.results import Arm, RunRecord, Scores
 
     config = tiny_config(tiny_data, tmp_path)
     with pytest.raises(UsageError, match=r"seed\(s\) \[1\] listed more than once"):
         run_comparison([("a", config), ("b", config)], [0, 1, 1], tracking=False)
     assert not (tmp_path / "outputs").exists()
-    with pytest.raises(UsageError, match="arm 'b' holds seed"):
-        paired(Arm("a", [0, 1], [0.1, 0.2], []), Arm("b", [0, 0], [0.3, 0.4], []))
+    with pytest.raises(UsageError, match=r"arm 'b' holds seed\(s\) \[0\] more than once"):
+        Arm("b", (RunRecord("b", 0, Scores(0.3, 0.2)), RunRecord("b", 0, Scores(0.4, 0.3))))
 
 
 def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeypatch, capsys):
@@ -293,12 +293,13 @@ def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out
     arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp2", tracking=False, journal=journal,
                           test_split="test", progress=progress.append)
     assert [line.endswith(f"(from {journal})") for line in progress] == [True, True, False, False]
-    assert arms[0].dice[0] == lines[0]["dice"] and len(journal.read_text().splitlines()) == 4
+    assert arms[0].values("dice")[0] == lines[0]["dice"] and len(journal.read_text().splitlines()) == 4
     from hybridunet.engine import evaluate_checkpoint
 
     best = tmp_path / "cmp2" / "b-s1" / "best.safetensors"
-    assert arms[1].test_dice[1] == pytest.approx(evaluate_checkpoint(best, data=data, split="test")["dice"], abs=1e-9)
-    assert all(len(a.test_dice) == 2 for a in arms)
+    assert arms[1].values("test_dice")[1] == pytest.approx(evaluate_checkpoint(best, data=data, split="test")["dice"],
+                                                           abs=1e-9)
+    assert all(len(a.values("test_dice")) == 2 for a in arms)
     journal.write_text(journal.read_text() + "not json\n")
     with pytest.raises(DataError, match=r"runs\.jsonl, line 5: not a run of this journal"):
         run_comparison(configs, [0], tracking=False, journal=journal)
@@ -311,10 +312,14 @@ def test_paired_statistics_agree_with_scipy_and_statsmodels():
     from statsmodels.stats.multitest import multipletests
     from statsmodels.stats.power import TTestPower
 
-    from hybridunet.compare import Arm, holm, paired
+    from hybridunet.compare import holm, paired
+    from hybridunet.results import Arm, RunRecord, Scores
 
-    a = Arm("a", [0, 1, 2, 3], [0.50, 0.55, 0.52, 0.58], [])
-    b = Arm("b", [3, 1, 0, 2], [0.61, 0.57, 0.56, 0.55], [])  # seeds out of order: paired by seed
+    def arm(label, seeds, dice):
+        return Arm(label, tuple(RunRecord(label, s, Scores(d, d)) for s, d in zip(seeds, dice)))
+
+    a = arm("a", [0, 1, 2, 3], [0.50, 0.55, 0.52, 0.58])
+    b = arm("b", [3, 1, 0, 2], [0.61, 0.57, 0.56, 0.55])  # seeds out of order: paired by seed
     d = paired(a, b)
     assert d.diffs == pytest.approx([0.03, 0.02, 0.06, 0.03])
     assert d.p_value == pytest.approx(stats.ttest_rel([0.56, 0.57, 0.55, 0.61], [0.50, 0.55, 0.52, 0.58]).pvalue)

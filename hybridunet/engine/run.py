@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,14 @@ class Run:
     keep_val_samples: int = 0  # callbacks ask for this many validation pictures per epoch
     val_samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (inputs, targets, predictions)
     info: dict[str, Any] = field(default_factory=dict)  # free slot for callbacks (e.g. an MLflow run id)
+
+    @cached_property
+    def data_fingerprint(self) -> str:
+        """12 hex digits over the files the run trained and validated on (`data.fingerprint`)."""
+        from hybridunet.data.fingerprint import data_fingerprint
+
+        datasets = [d for d in (self.train_data, self.val_data) if d is not None]
+        return data_fingerprint(datasets, self.config.data.root)
 
 
 def json_safe(value: Any) -> Any:

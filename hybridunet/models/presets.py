@@ -6,31 +6,26 @@ CHANGELOG.md, so a run tagged with a preset always means one architecture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Mapping
 
-from hybridunet.models.registry import MODELS
+import yaml
+
+from hybridunet.errors import UsageError
+from hybridunet.models.registry import MODELS, ModelInfo
 from hybridunet.models.unet import UNet
 
 PART_KEYS = ("encoder_block", "decoder_block", "skip", "bottleneck", "upsampler")
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A named architecture: which part fills each swap point, and what tools should know."""
+@dataclass(frozen=True, kw_only=True)
+class Preset(ModelInfo):
+    """A named architecture: which part fills each swap point, and what tools should print.
+    (A run's normalisation and input size are its config's, stored with its checkpoint.)"""
 
     name: str
     parts: Mapping[str, str]
-    description: str
-    reference: str = ""
-    normalize: str = "imagenet"  # the input normalisation its configs use by default
-    input_size: tuple[int, int, int] = (3, 256, 256)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # other builder defaults
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "parts": dict(self.parts), "description": self.description,
-                "reference": self.reference, "normalize": self.normalize, "input_size": list(self.input_size)}
 
 
 UNET_PARTS = {"encoder_block": "double_conv", "decoder_block": "double_conv", "skip": "concat",
@@ -38,19 +33,20 @@ UNET_PARTS = {"encoder_block": "double_conv", "decoder_block": "double_conv", "s
 HYBRID_PARTS = {**UNET_PARTS, "encoder_block": "residual_se", "skip": "attention_gate", "bottleneck": "transformer"}
 
 PRESETS = (
-    Preset("unet", UNET_PARTS,
-           "the study's baseline: double-conv blocks, transposed-conv up, concatenated skips",
-           "Ronneberger et al. 2015, arXiv:1505.04597"),
-    Preset("hybrid_unet", HYBRID_PARTS,
-           "residual-SE encoder, attention-gated skips, transformer bottleneck",
-           "the study's Hybrid UNet; Oktay et al. 2018 (arXiv:1804.03999); Chen et al. 2021 (arXiv:2102.04306)"),
-    Preset("hybrid_unet_resdec", {**HYBRID_PARTS, "decoder_block": "residual_se", "upsampler": "bilinear"},
-           "hybrid_unet with residual-SE decoder blocks and bilinear upsampling",
-           "BENCHMARKS.md: +0.138 Dice over unet at the study scale, +0.042 under the CPU protocol"),
+    Preset(name="unet", parts=UNET_PARTS,
+           description="the study's baseline: double-conv blocks, transposed-conv up, concatenated skips",
+           reference="Ronneberger et al. 2015, arXiv:1505.04597"),
+    Preset(name="hybrid_unet", parts=HYBRID_PARTS,
+           description="residual-SE encoder, attention-gated skips, transformer bottleneck",
+           reference="the study's Hybrid UNet; Oktay et al. 2018 (arXiv:1804.03999); "
+                     "Chen et al. 2021 (arXiv:2102.04306)"),
+    Preset(name="hybrid_unet_resdec", parts={**HYBRID_PARTS, "decoder_block": "residual_se", "upsampler": "bilinear"},
+           description="hybrid_unet with residual-SE decoder blocks and bilinear upsampling",
+           reference="BENCHMARKS.md: +0.138 Dice over unet at the study scale, +0.042 under the CPU protocol"),
 )
 
 for _preset in PRESETS:
-    MODELS.register(_preset.name, partial(UNet, **_preset.parts, **_preset.extra), info=_preset)
+    MODELS.register(_preset.name, partial(UNet, **_preset.parts), info=_preset)
 
 
 def check_parts(kwargs: Mapping[str, Any]) -> None:
@@ -77,3 +73,16 @@ def run_label(name: str, kwargs: Mapping[str, Any]) -> str:
         return name
     changed = [f"{k}={kwargs[k]}" for k in PART_KEYS if k in kwargs and kwargs[k] != preset.parts.get(k)]
     return "+".join([name, *changed])
+
+
+def parse_label(label: str) -> tuple[str, dict[str, Any]]:
+    """The inverse of `run_label`: ``hybrid_unet+skip=concat`` -> ("hybrid_unet", {"skip": "concat"})."""
+    name, *swaps = label.split("+")
+    parts: dict[str, Any] = {}
+    for item in swaps:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"arm {label!r}: expected MODEL+key=value[+key=value...], got {item!r} after '+'")
+        parts[key] = yaml.safe_load(value)
+    MODELS.get(name)
+    return name, parts

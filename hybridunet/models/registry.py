@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from torch import nn
@@ -9,6 +10,14 @@ from torch import nn
 from hybridunet.registry import Registry
 
 MODELS: Registry[nn.Module] = Registry("model")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `hybridunet models` prints beside a registered model."""
+
+    description: str
+    reference: str = ""
 
 
 def create_model(name: str, /, **kwargs: Any) -> nn.Module:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hybridunet.models.registry import MODELS
+from hybridunet.models.registry import MODELS, ModelInfo
 from hybridunet.nn import pad_to_multiple
 from hybridunet.weights import load_weights, read_state_dict
 
@@ -116,7 +116,6 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
 
 
 for _name, _arch in SMP_ARCHITECTURES.items():
-    MODELS.register(_name, partial(SmpModel, _arch), info={
-        "description": f"segmentation-models-pytorch {_arch} (resnet18 encoder by default, random init)",
-        "reference": "https://github.com/qubvel-org/segmentation_models.pytorch",
-    })
+    MODELS.register(_name, partial(SmpModel, _arch), info=ModelInfo(
+        f"segmentation-models-pytorch {_arch} (resnet18 encoder by default, random init)",
+        "https://github.com/qubvel-org/segmentation_models.pytorch"))

@@ -142,7 +142,9 @@ class MLflowCallback(Callback):
         best = run.out_dir / "best.safetensors"
         for path in (best, best.with_suffix(".json")):
             self._log.submit(self.client.log_artifact, self.run_id, str(path), "checkpoint")
-        self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"]})
+        per_class = {f"best_val_dice/{k}": v for k, v in (result.get("per_class_dice") or {}).items()
+                     if v is not None and math.isfinite(v)}
+        self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"], **per_class})
         self.flush()
         matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
         with tempfile.TemporaryDirectory() as folder:  # drawn here while the worker sends what is queued

@@ -26,16 +26,14 @@ def git_commit() -> str | None:
 
 def provenance_tags(run: Any) -> dict[str, str]:
     """The tags of a training run (a `hybridunet.engine.Run`)."""
-    from hybridunet.data.fingerprint import data_fingerprint
     from hybridunet.engine.device import hardware_name
 
     cfg = run.config
-    datasets = [d for d in (run.train_data, run.val_data) if d is not None]
     tags = {
         "model": cfg.model.name,
         "label": cfg.model.label,
         "seed": str(cfg.seed),
-        "data.fingerprint": data_fingerprint(datasets, cfg.data.root),
+        "data.fingerprint": run.data_fingerprint,
         "precision.amp": run.precision.amp,
         "precision.channels_last": str(run.precision.channels_last).lower(),
         "hardware": hardware_name(run.device),

@@ -1,27 +1,22 @@
-"""Reading finished training runs back from a store, for `compare --experiment`."""
+"""Finished training runs as `RunRecord`s, read back from a store for `compare --experiment`,
+and the held-out scores a comparison adds to a run after it ended."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from typing import Any, Mapping
 
+from mlflow.entities import Metric
+
+from hybridunet.config import TrackingConfig
 from hybridunet.errors import UsageError
+from hybridunet.results import RunRecord, Scores
 from hybridunet.tracking.store import client as make_client
+from hybridunet.tracking.store import tracking_uri
 
 
-@dataclass(frozen=True)
-class FinishedRun:
-    run_id: str
-    label: str
-    seed: int
-    dice: float
-    miou: float
-    start_time: int
-    config_hash: str | None
-    data_fingerprint: str | None
-
-
-def finished_runs(experiment: str, uri: str | None = None) -> list[FinishedRun]:
+def finished_runs(experiment: str, uri: str | None = None) -> list[RunRecord]:
     """Every FINISHED training run of `experiment` (those that logged best_val_dice), newest first."""
     c = make_client(uri)
     found = c.get_experiment_by_name(experiment)
@@ -29,16 +24,29 @@ def finished_runs(experiment: str, uri: str | None = None) -> list[FinishedRun]:
         raise UsageError(f"no MLflow experiment named {experiment!r} at {c.tracking_uri}")
     runs = c.search_runs([found.experiment_id], "attributes.status = 'FINISHED' and metrics.best_val_dice >= 0",
                          max_results=10000, order_by=["attributes.start_time DESC"])
-    return [
-        FinishedRun(
-            run_id=r.info.run_id,
-            label=r.data.tags.get("label") or r.data.tags.get("model", "?"),
-            seed=int(r.data.tags.get("seed", -1)),
-            dice=r.data.metrics["best_val_dice"],
-            miou=r.data.metrics.get("best_val_miou", math.nan),
-            start_time=r.info.start_time,
-            config_hash=r.data.tags.get("config.hash"),
-            data_fingerprint=r.data.tags.get("data.fingerprint"),
-        )
-        for r in runs
-    ]
+    return [_record(r) for r in runs]
+
+
+def _record(run: Any) -> RunRecord:
+    metrics, tags = run.data.metrics, run.data.tags
+    per_class = {k.removeprefix("best_val_dice/"): v for k, v in metrics.items() if k.startswith("best_val_dice/")}
+    test = None
+    if "test_dice" in metrics:
+        test = Scores(metrics["test_dice"], metrics.get("test_miou", math.nan),
+                      {k.removeprefix("test_dice/"): v for k, v in metrics.items() if k.startswith("test_dice/")})
+    seconds = (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
+    return RunRecord(
+        label=tags.get("label") or tags.get("model", "?"), seed=int(tags.get("seed", -1)),
+        val=Scores(metrics["best_val_dice"], metrics.get("best_val_miou", math.nan), per_class), test=test,
+        config_hash=tags.get("config.hash"), data_fingerprint=tags.get("data.fingerprint"), seconds=seconds,
+        run_id=run.info.run_id, checkpoint=None,
+    )
+
+
+def log_test_scores(run_id: str, metrics: Mapping[str, Any], config: TrackingConfig) -> None:
+    """Add a held-out split's scores (`test_dice`, `test_miou`, `test_dice/<class>`) to a run."""
+    values = {"test_dice": metrics["dice"], "test_miou": metrics["miou"],
+              **{f"test_dice/{k}": v for k, v in (metrics.get("per_class_dice") or {}).items()}}
+    now = int(time.time() * 1000)
+    rows = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None and math.isfinite(v)]
+    make_client(tracking_uri(config)).log_batch(run_id, metrics=rows)

@@ -9,14 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Offline by default: MLflow 3 reports usage to a remote endpoint unless told not to.
-# A user who wants telemetry sets MLFLOW_DISABLE_TELEMETRY=false.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from mlflow.tracking import MlflowClient
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-
-from hybridunet.config import TrackingConfig  # noqa: E402
-from hybridunet.errors import UsageError  # noqa: E402
+from hybridunet.config import TrackingConfig
+from hybridunet.errors import UsageError
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 # MLflow 3's UI opens experiments of this kind on the runs table (not the GenAI traces view).

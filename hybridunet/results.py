@@ -1,0 +1,208 @@
+"""One record per finished training run, the arms that group them, and the journal they persist in.
+
+Training (through `compare`), the journal, the MLflow read-back (`tracking.runs`), the
+comparison statistics, the protocol benchmark and the demo all read and write `RunRecord`:
+one frozen type, as timm's `PretrainedCfg` is for pretrained weights. An `Arm` holds its
+records; values are looked up by seed, never by position.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from hybridunet.errors import DataError, UsageError
+
+# The metrics a comparison can be decided on: validation Dice / mIoU of the best epoch, and
+# the same scores of that checkpoint on a held-out test split (where one was scored).
+METRICS = ("dice", "miou", "test_dice", "test_miou")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Hard Dice and mIoU of one checkpoint on one split, with Dice per class."""
+
+    dice: float
+    miou: float
+    per_class_dice: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one finished training run showed: its arm's label, its seed, the recipe and data
+    it saw (hashes), its best epoch's validation scores and, where asked, test scores."""
+
+    label: str
+    seed: int
+    val: Scores
+    test: Scores | None = None
+    config_hash: str | None = None  # ExperimentConfig.result_hash(): equal for one recipe's runs
+    data_fingerprint: str | None = None
+    seconds: float | None = None
+    run_id: str | None = None  # MLflow, when tracking was on
+    checkpoint: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int, str | None]:
+        """What a journal resumes by: the same label, seed and recipe is the same run."""
+        return (self.label, self.seed, self.config_hash)
+
+    def value(self, metric: str) -> float | None:
+        """`dice`, `miou` (validation) or `test_dice`, `test_miou`; None where not scored."""
+        if metric not in METRICS:
+            raise UsageError(f"metric {metric!r}: expected one of {', '.join(METRICS)}")
+        split, _, name = metric.rpartition("_")
+        scores = self.test if split == "test" else self.val
+        value = getattr(scores, name) if scores is not None else None
+        return None if value is None or not math.isfinite(value) else float(value)
+
+    def with_test(self, test: Scores) -> "RunRecord":
+        return replace(self, test=test)
+
+    def to_json(self) -> dict[str, Any]:
+        """A journal line: flat, as the journals in benchmarks/reference/ are."""
+        line: dict[str, Any] = {"label": self.label, "seed": self.seed, "config_hash": self.config_hash,
+                                "dice": self.val.dice, "miou": self.val.miou,
+                                "per_class_dice": dict(self.val.per_class_dice)}
+        if self.test is not None:
+            line.update(test_dice=self.test.dice, test_miou=self.test.miou,
+                        test_per_class_dice=dict(self.test.per_class_dice))
+        line.update(data_fingerprint=self.data_fingerprint, seconds=self.seconds, run_id=self.run_id,
+                    checkpoint=self.checkpoint)
+        return line
+
+    @classmethod
+    def from_json(cls, line: Mapping[str, Any]) -> "RunRecord":
+        """A journal line of any version: v1 lines have no config hash, older lines no test
+        scores, and an arm of the old quality.py syntax (`unet:skip=x`) reads as its label."""
+        test = None
+        if line.get("test_dice") is not None:
+            test = Scores(float(line["test_dice"]), _float(line.get("test_miou")),
+                          line.get("test_per_class_dice") or {})
+        return cls(
+            label=legacy_label(str(line["label"])), seed=int(line["seed"]),
+            val=Scores(float(line["dice"]), _float(line.get("miou")), line.get("per_class_dice") or {}),
+            test=test, config_hash=line.get("config_hash"), data_fingerprint=line.get("data_fingerprint"),
+            seconds=line.get("seconds"), run_id=line.get("run_id"), checkpoint=line.get("checkpoint"),
+        )
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def legacy_label(label: str) -> str:
+    """`unet:skip=x,bottleneck=y` (quality.py before 0.2) -> `unet+skip=x+bottleneck=y`."""
+    name, sep, swaps = label.partition(":")
+    return "+".join([name, *filter(None, swaps.split(","))]) if sep else label
+
+
+def scores_of(metrics: Mapping[str, Any]) -> Scores:
+    """Scores from a metrics dict (`fit`'s result, `evaluate`'s)."""
+    return Scores(float(metrics["dice"]), _float(metrics.get("miou")), dict(metrics.get("per_class_dice") or {}))
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One label's runs, at most one per seed, in the order they were added."""
+
+    label: str
+    records: tuple[RunRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        seeds = [r.seed for r in self.records]
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise UsageError(f"arm {self.label!r} holds seed(s) {repeated} more than once: pairing needs each once")
+        other = sorted({r.label for r in self.records} - {self.label})
+        if other:
+            raise UsageError(f"arm {self.label!r} was given records labelled {other}")
+
+    def add(self, record: RunRecord) -> "Arm":
+        return Arm(self.label, (*self.records, record))
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.records]
+
+    def values(self, metric: str) -> dict[int, float]:
+        """Seed -> value for the seeds that have `metric`."""
+        found = {r.seed: r.value(metric) for r in self.records}
+        return {seed: v for seed, v in found.items() if v is not None}
+
+    def has(self, metric: str) -> bool:
+        return bool(self.values(metric))
+
+    @property
+    def seconds(self) -> list[float]:
+        return [r.seconds for r in self.records if r.seconds is not None]
+
+
+def group(records: Iterable[RunRecord], labels: Sequence[str] | None = None) -> list[Arm]:
+    """Records as arms: in `labels`' order where given (those without records are empty),
+    else in the order each label first appears."""
+    arms: dict[str, Arm] = {label: Arm(label) for label in labels or ()}
+    for record in records:
+        if labels is not None and record.label not in arms:
+            continue
+        arms[record.label] = arms.get(record.label, Arm(record.label)).add(record)
+    return list(arms.values())
+
+
+# -- the journal: one JSON line per finished run ---------------------------------------------
+
+def read_journal(path: str | Path) -> dict[tuple[str, int, str | None], RunRecord]:
+    """Finished runs of a journal by (label, seed, config hash); the last line of a key wins."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    runs = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = RunRecord.from_json(json.loads(line))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise DataError(f"{path}, line {number}: not a run of this journal ({type(err).__name__}: {err}); "
+                            "expected a JSON object with label, seed, dice and config_hash") from None
+        runs[record.key] = record
+    return runs
+
+
+def append_journal(path: str | Path, record: RunRecord) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record.to_json()) + "\n")
+
+
+# -- seeds: one syntax for every command -------------------------------------------------------
+
+def parse_seeds(values: Sequence[str | int], flag: str = "--seeds") -> list[int]:
+    """`N` -> seeds 0..N-1, `A:B` -> A..B-1, several values -> those seeds (each once)."""
+    text = " ".join(map(str, values))
+    try:
+        if not values:
+            raise ValueError
+        if len(values) > 1:
+            seeds = [int(v) for v in values]
+        else:
+            start, sep, stop = str(values[0]).partition(":")
+            seeds = list(range(int(start), int(stop))) if sep else list(range(int(start)))
+    except ValueError:
+        raise UsageError(f"{flag} {text}: expected a count N, a range A:B or several seeds") from None
+    if not seeds:
+        raise UsageError(f"{flag} {text}: names no seed; give a count of at least 1, a range A:B with A < B, "
+                         "or the seeds themselves")
+    check_seeds(seeds, f"{flag} {text}: ")
+    return seeds
+
+
+def check_seeds(seeds: Sequence[int], where: str = "") -> None:
+    """Fail when a seed is listed twice: a paired comparison needs each seed once."""
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise UsageError(f"{where}seed(s) {repeated} listed more than once: a paired comparison needs each seed once")
