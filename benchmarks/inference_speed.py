@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     runtimes = args.runtimes
     if runtimes is None:
-        from hybridunet.engine.device import auto_amp
+        from hybridunet.device import auto_amp
 
         runtimes = ["torch"] + (["bf16"] if auto_amp(device) == "bf16" else []) + (
             ["onnxruntime"] if device.type == "cpu" else [])

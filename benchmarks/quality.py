@@ -165,7 +165,7 @@ def agreement(by_label: dict[str, Arm], metric: str, generator: str) -> list[str
             if not d.diffs:
                 continue
             verdict = "agrees" if d.mean > 0 else "disagrees"
-            lines.append(f"study scale {reference}; protocol {d.line(detectable=False)}: {verdict}")
+            lines.append(f"{better} - {worse}: study scale {reference}; protocol {d.stats(detectable=False)}: {verdict}")
     return lines
 
 
@@ -205,9 +205,9 @@ def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], s
     label = f"{base_spec}@{epochs}ep"
     [longer] = journalled(args, [(label, parse_config(tree, f"arm {label!r}"))], seeds, args.tracking)
     d = paired(longer, other, metric)
-    print(f"\nequal wall-clock: {other.label} ({args.epochs} epochs, {np.mean(other.seconds):.0f} s/run) against "
-          f"{label} ({np.mean(longer.seconds):.0f} s/run): {d.line(detectable=False)}; "
-          f"at equal epochs {paired(base, other, metric).mean:+.4f}")
+    print(f"\nequal wall-clock ({metric.replace('_', ' ')}): {other.label} ({args.epochs} epochs, "
+          f"{np.mean(other.seconds):.0f} s/run) - {base_spec} ({epochs} epochs, {np.mean(longer.seconds):.0f} s/run): "
+          f"{d.stats(detectable=False)}; at equal epochs {paired(base, other, metric).mean:+.4f}")
     return {f"{other.label}-{label}_{metric}_diff": round(d.mean, 4),
             f"{label}_seconds": round(float(np.mean(longer.seconds)), 1)}
 

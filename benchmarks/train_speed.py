@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    from hybridunet.engine.device import auto_amp
+    from hybridunet.device import auto_amp
 
     args.auto_amp = auto_amp(device)
     if args.modes is None:

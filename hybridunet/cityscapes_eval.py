@@ -39,7 +39,7 @@ def write_predictions(checkpoint: str | Path, root: str | Path, split: str, out:
 
     from hybridunet.data.base import read_image
     from hybridunet.data.cityscapes import IMAGE_SUFFIX, Cityscapes
-    from hybridunet.engine.inference import _load, predict
+    from hybridunet.prediction import TorchPredictor
 
     _evaluator()  # fail at once, before any prediction, where the extra is missing
     from cityscapesscripts.helpers.labels import trainId2label
@@ -52,8 +52,7 @@ def write_predictions(checkpoint: str | Path, root: str | Path, split: str, out:
     if existing and not overwrite:
         raise OutputExistsError(f"{len(existing)} predictions exist already in {out} (e.g. {existing[0]}); "
                                 "pass --overwrite to replace them")
-    model, meta, dev, precision = _load(checkpoint, device)
-    data = meta["config"]["data"]
+    predictor = TorchPredictor.from_checkpoint(checkpoint, device)
     to_label_id = np.zeros(256, np.uint8)
     for train_id, label in trainId2label.items():
         if 0 <= train_id < 255:
@@ -64,7 +63,7 @@ def write_predictions(checkpoint: str | Path, root: str | Path, split: str, out:
         h, w = cv2.imread(str(truth), cv2.IMREAD_UNCHANGED).shape[:2]
         if image.shape[:2] != (h, w):
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        train_ids = predict(model, image, data["normalize"], data["size"], dev, precision)
+        train_ids = predictor.predict(image, predictor.input_size)
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), to_label_id[train_ids])
     return targets

@@ -198,10 +198,12 @@ def _official_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Write colour masks and overlays for an image or a folder of images."""
-    from hybridunet.engine import predict_files
+    from hybridunet.prediction import open_predictor, predict_files, prediction_targets
 
-    written = predict_files(args.checkpoint or args.model, args.input, args.out, args.size, args.overwrite,
-                            args.device, args.tile, args.overlap, args.blend)
+    prediction_targets(args.input, args.out, args.overwrite)  # a bad input or output fails before the model loads
+    predictor = open_predictor(checkpoint=args.checkpoint, onnx_model=args.model, device=args.device)
+    written = predict_files(predictor, args.input, args.out, args.size, args.overwrite, args.tile, args.overlap,
+                            args.blend)
     print(f"wrote masks and overlays of {len(written)} images to {args.out}")
     return 0
 

@@ -82,14 +82,18 @@ class Paired:
             return math.nan
         return float(stats.ttest_1samp(self.diffs, 0.0).pvalue)  # = paired t-test of b against a
 
-    def line(self, detectable: bool = True) -> str:
-        """The comparison as one line: every command that prints a paired difference prints this."""
+    def stats(self, detectable: bool = True) -> str:
+        """`+0.0174 (95% CI -0.0611 .. +0.0960, paired t-test p = 0.44, n = 3[; detectable ...])`."""
         low, high = self.ci95
-        text = (f"{self.metric} {self.b} - {self.a}: {self.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, "
-                f"paired t-test p = {self.p_value:.3g}, n = {len(self.diffs)}")
+        text = (f"{self.mean:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, paired t-test p = {self.p_value:.3g}, "
+                f"n = {len(self.diffs)}")
         if detectable:
             text += f"; detectable at 80% power: {self.detectable:.4f}"
-        text += ")"
+        return text + ")"
+
+    def line(self, detectable: bool = True) -> str:
+        """The comparison as one line: every command that prints a paired difference prints this."""
+        text = f"{self.metric} {self.b} - {self.a}: {self.stats(detectable)}"
         for label, seeds in self.left_out.items():
             text += f"; seeds {list(seeds)} of {label} left out (the other arm lacks {self.metric} there)"
         return text

@@ -28,7 +28,7 @@ class World:
 
 def init(device: str = "auto") -> tuple[World, torch.device]:
     """Join the process group torchrun describes (WORLD_SIZE > 1) and pick this rank's device."""
-    from hybridunet.engine.device import pick_device
+    from hybridunet.device import pick_device
 
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:

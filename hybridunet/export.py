@@ -1,4 +1,5 @@
-"""Export a trained model to ONNX, and run an exported one with onnxruntime.
+"""Export a trained model to ONNX: the .onnx file and its sidecar JSON (run them with
+`hybridunet.prediction.OnnxPredictor`).
 
 The export traces the fp32 eval model with a dynamic batch, height and width: the padding
 to the model's stride happens inside the graph, and the transformer bottleneck's position
@@ -13,11 +14,8 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from hybridunet.errors import CheckpointError, OutputExistsError, UsageError
+from hybridunet.errors import OutputExistsError, UsageError
 
 INPUT, OUTPUT = "image", "logits"
 DYNAMIC_AXES = {INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
@@ -72,54 +70,3 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, opset: in
     }
     sidecar_path(out).write_text(json.dumps(sidecar, indent=2) + "\n")
     return out
-
-
-class OnnxModel:
-    """An exported model in onnxruntime: `logits(batch)` and `predict(image)` as the torch
-    model's, reading normalisation and sizes from the sidecar."""
-
-    def __init__(self, path: str | Path) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UsageError("running .onnx models needs onnxruntime: pip install 'hybridunet[onnx]'") from None
-        path = Path(path)
-        meta_path = sidecar_path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path} not found")
-        if not meta_path.is_file():
-            raise CheckpointError(f"{meta_path} not found: the sidecar `hybridunet export` writes beside {path.name}")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self.class_names: list[str] = self.meta["class_names"]
-
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 logits of a normalised (N, 3, H, W) float32 batch."""
-        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    def normalise(self, image: np.ndarray) -> np.ndarray:
-        n = self.meta["input"]["normalize"]
-        mean, std = np.asarray(n["mean"], np.float32), np.asarray(n["std"], np.float32)
-        x = (image.astype(np.float32) / n["max_pixel_value"] - mean) / std
-        return x.transpose(2, 0, 1)[None]
-
-    def predict(self, image: np.ndarray, size: int | None = None, tile: int | None = None, overlap: float = 0.25,
-                blend: str = "gaussian") -> np.ndarray:
-        """Class mask (H, W) uint8 of an RGB uint8 image; with `size`, seen at size x size
-        and the logits resized back, with `tile` in blended tiles, as
-        `hybridunet.engine.predict` does."""
-        import cv2
-        import torch
-        import torch.nn.functional as F
-
-        from hybridunet.engine.inference import tiled_logits
-
-        h, w = image.shape[:2]
-        seen = image if size is None else cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
-        x = torch.from_numpy(self.normalise(seen))
-        run = lambda window: torch.from_numpy(self.logits(window.numpy()))  # noqa: E731
-        logits = run(x) if tile is None else tiled_logits(run, x, tile, overlap, blend,
-                                                            stride=int(self.meta.get("stride", 1)))
-        if logits.shape[-2:] != (h, w):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return logits[0].argmax(0).numpy().astype(np.uint8)

@@ -177,7 +177,10 @@ def test_quality_reads_the_study_scales_verdicts_and_seed_ranges(tmp_path):
     assert quality.parse_seeds(["3"]) == [0, 1, 2] and quality.parse_seeds(["2:4"]) == [2, 3]
     assert quality.parse_seeds(["5", "0"]) == [5, 0]
     with pytest.raises(SystemExit, match="--seeds x: expected a count N, a range A:B"):
-        quality.parse_seeds(["x"])
+        quality.main(["--seeds", "x"])
+    assert quality.parse_arm("unet+skip=attention_gate", [4, 8]) == quality.parse_arm("unet:skip=attention_gate", [4, 8])
+    assert quality.parse_arm("unet+skip=attention_gate", [4, 8]) == {"name": "unet", "widths": [4, 8],
+                                                                    "skip": "attention_gate"}
 
 
 def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp_path, monkeypatch):

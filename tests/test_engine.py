@@ -183,7 +183,7 @@ def test_a_bf16_run_on_the_cpu_stays_finite_and_keeps_fp32_state(data, tmp_path,
 
 def test_auto_precision_follows_the_device():
     from hybridunet.engine import resolve_precision
-    from hybridunet.engine.device import cpu_has_fast_bf16
+    from hybridunet.device import cpu_has_fast_bf16
     from hybridunet.errors import ConfigError
 
     cpu = torch.device("cpu")

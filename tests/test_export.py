@@ -73,13 +73,15 @@ def test_the_sidecar_says_what_prediction_needs_and_predict_runs_the_onnx_file(t
     rng = np.random.default_rng(0)
     for i, shape in enumerate([(50, 70, 3), (64, 64, 3)]):
         cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 256, shape, dtype=np.uint8))
-    for flag, path, folder in (("--checkpoint", checkpoint, "torch"), ("--model", out, "onnx")):
-        assert main(["predict", flag, str(path), "--input", str(images), "--out", str(tmp_path / folder),
-                     "--device", "cpu"]) == 0
-    for i in range(2):
-        torch_mask = cv2.imread(str(tmp_path / "torch" / f"{i}_mask.png"))
-        onnx_mask = cv2.imread(str(tmp_path / "onnx" / f"{i}_mask.png"))
-        assert (torch_mask == onnx_mask).all(-1).mean() > 0.999
+    # one pipeline: the same masks whole, resized and tiled
+    for how, extra in (("whole", []), ("resized", ["--size", "48"]), ("tiled", ["--tile", "32", "--overlap", "0.5"])):
+        for flag, path, folder in (("--checkpoint", checkpoint, "torch"), ("--model", out, "onnx")):
+            assert main(["predict", flag, str(path), "--input", str(images), "--out", str(tmp_path / how / folder),
+                         "--device", "cpu", *extra]) == 0
+        for i in range(2):
+            torch_mask = cv2.imread(str(tmp_path / how / "torch" / f"{i}_mask.png"))
+            onnx_mask = cv2.imread(str(tmp_path / how / "onnx" / f"{i}_mask.png"))
+            assert (torch_mask == onnx_mask).all(-1).mean() > 0.999, how
 
 
 def test_export_refuses_bad_values_and_existing_files_naming_them(tmp_path, capsys):
@@ -94,17 +96,18 @@ def test_export_refuses_bad_values_and_existing_files_naming_them(tmp_path, caps
     assert "unet.onnx exists; pass --overwrite" in capsys.readouterr().err
 
 
-def test_running_an_onnx_file_without_onnxruntime_names_the_extra(tmp_path, monkeypatch):
+def test_running_an_onnx_file_without_onnxruntime_says_how_to_install_it(tmp_path, monkeypatch):
     from hybridunet.errors import UsageError
-    from hybridunet.export import OnnxModel
+    from hybridunet.prediction import OnnxPredictor
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(UsageError, match=r"pip install 'hybridunet\[onnx\]'"):
-        OnnxModel(tmp_path / "model.onnx")
+    with pytest.raises(UsageError, match=r"pip install onnxruntime"):
+        OnnxPredictor(tmp_path / "model.onnx")
 
 
 def test_tiled_prediction_blends_tiles_and_equals_whole_image_prediction_within_one_tile(tmp_path):
-    from hybridunet.engine.inference import blend_window, predict, tiled_logits
+    from hybridunet.engine import predict
+    from hybridunet.prediction import blend_window, tiled_logits
 
     checkpoint = make_checkpoint(tmp_path, "unet")
     model, _ = load_model(checkpoint)

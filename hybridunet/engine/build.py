@@ -11,7 +11,7 @@ from hybridunet.config import ExperimentConfig
 from hybridunet.data import (CLASS_NAMES, NUM_CLASSES, eval_transform, folder_class_names, open_dataset,
                              resolve_format, train_transform)
 from hybridunet.data.base import SegmentationDataset
-from hybridunet.engine.device import Precision
+from hybridunet.device import Precision
 from hybridunet.losses import LOSSES
 from hybridunet.models import create_model
 

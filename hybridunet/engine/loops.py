@@ -12,10 +12,8 @@ from tqdm import tqdm
 
 from hybridunet import distributed
 from hybridunet.data import NUM_CLASSES
-from hybridunet.engine.device import Precision
+from hybridunet.device import FP32, Precision
 from hybridunet.metrics import ConfusionMatrix, SoftDiceStudy
-
-FP32 = Precision("none", False)
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -13,7 +13,7 @@ from torch import nn
 
 from hybridunet.config import ExperimentConfig
 from hybridunet.data.base import SegmentationDataset
-from hybridunet.engine.device import Precision
+from hybridunet.device import Precision
 from hybridunet.metrics import ConfusionMatrix
 
 

@@ -23,7 +23,7 @@ from hybridunet.checkpoint import atomic_write, read_checkpoint, save_checkpoint
 from hybridunet.config import ExperimentConfig
 from hybridunet.data import make_loader
 from hybridunet.engine.build import build_loss, build_model, class_names, open_split, resolve_class_weights
-from hybridunet.engine.device import hardware_name, resolve_precision
+from hybridunet.device import hardware_name, resolve_precision
 from hybridunet.engine.loops import evaluate, train_epoch
 from hybridunet.engine.optim import build_optimizer, build_scheduler
 from hybridunet.engine.run import Callback, Run, json_safe

@@ -26,7 +26,7 @@ def git_commit() -> str | None:
 
 def provenance_tags(run: Any) -> dict[str, str]:
     """The tags of a training run (a `hybridunet.engine.Run`)."""
-    from hybridunet.engine.device import hardware_name
+    from hybridunet.device import hardware_name
 
     cfg = run.config
     tags = {

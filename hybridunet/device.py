@@ -80,6 +80,9 @@ class Precision:
         return f"amp={self.amp}, channels_last={str(self.channels_last).lower()}"
 
 
+FP32 = Precision("none", False)
+
+
 def auto_amp(device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "none"
