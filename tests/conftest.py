@@ -1,4 +1,6 @@
-"""Shared fixtures: a network guard, small seeded inputs, stores and a PostgreSQL cluster."""
+"""Shared fixtures: a network guard, small seeded inputs and configs, checkpoints, stores and a
+PostgreSQL cluster. Test files share helpers only through these fixtures, never by importing
+each other."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from hybridunet.config import ExperimentConfig, load_config
+from hybridunet.engine import Callback
 
 TINY = Path(__file__).parents[1] / "experiments" / "configs" / "tiny.yaml"
 
@@ -31,8 +34,8 @@ def _host(address: object) -> str | None:
 
 
 @pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any socket connection or DNS look-up that leaves 127.0.0.1."""
+def offline(monkeypatch: pytest.MonkeyPatch) -> type[NetworkBlocked]:
+    """Fail any socket connection or DNS look-up that leaves 127.0.0.1; gives the error raised."""
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
     real_getaddrinfo = socket.getaddrinfo
 
@@ -56,6 +59,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return NetworkBlocked
 
 
 @pytest.fixture
@@ -75,9 +79,73 @@ def tiny_data(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_config(data: Path, out: Path, *overrides: str) -> ExperimentConfig:
-    """tiny.yaml on `data`, writing to `out`."""
-    return load_config(TINY, [f"data.root={data}", f"train.out_dir={out}", *overrides])
+@pytest.fixture(scope="session")
+def tiny_yaml() -> Path:
+    """experiments/configs/tiny.yaml: the smallest recipe that trains."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """`tiny_config(data, out, *overrides)`: tiny.yaml on `data`, writing to `out`."""
+    def make(data: Path, out: Path, *overrides: str) -> ExperimentConfig:
+        return load_config(TINY, [f"data.root={data}", f"train.out_dir={out}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tracked(tiny_config):
+    """`tracked(data, out, uri, *overrides)`: tiny_config with MLflow tracking on, into `uri`."""
+    def make(data: Path, out: Path, uri: str, *overrides: str) -> ExperimentConfig:
+        return tiny_config(data, out, "tracking.enabled=true", f"tracking.uri={uri}", "tracking.experiment=tests",
+                           "tracking.log_images=2", *overrides)
+
+    return make
+
+
+class CrashAfter(Callback):
+    """Raises `error` at the end of epoch `epoch`: a crash or a Ctrl-C mid-training."""
+
+    def __init__(self, epoch: int, error: type[BaseException] = RuntimeError) -> None:
+        self.epoch, self.error = epoch, error
+
+    def on_epoch_end(self, run, epoch, metrics) -> None:
+        if epoch == self.epoch:
+            raise self.error("simulated crash")
+
+
+@pytest.fixture(scope="session")
+def crash_after() -> type[CrashAfter]:
+    """`crash_after(epoch, error=RuntimeError)`: a callback that stops a training there."""
+    return CrashAfter
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint():
+    """`make_checkpoint(folder, name, normalize="imagenet")`: an untrained model's checkpoint
+    (5 classes, 64x64 training size) with the metadata a training writes."""
+    import hybridunet as hu
+    from hybridunet.checkpoint import save_checkpoint
+    from hybridunet.config import parse_config
+
+    def make(folder: Path, name: str, normalize: str = "imagenet") -> Path:
+        widths = {} if name.startswith("smp_") else {"widths": [4, 8, 16, 32, 64]}
+        extra = {"bottleneck_kwargs": {"heads": 4}} if "hybrid" in name else {}
+        config = parse_config({"model": {"name": name, "num_classes": 5, **widths, **extra},
+                               "data": {"size": 64, "normalize": normalize}}, "test")
+        torch.manual_seed(0)
+        model = hu.create_model(name, **config.model.build_kwargs())
+        with torch.no_grad():  # BatchNorm statistics away from their defaults, as after training
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+        meta = {"model": {"name": name, **config.model.build_kwargs()}, "class_names": [f"c{i}" for i in range(5)],
+                "config": config.to_dict()}
+        return save_checkpoint(folder / f"{name}.safetensors", model, meta)
+
+    return make
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from hybridunet.allocator import retained_cpu_memory
-from tests.conftest import tiny_config as tiny
 
 glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 BIG = 64 * 2**20 // 4  # float32 elements in 64 MiB: above glibc's largest mmap threshold
@@ -69,7 +68,7 @@ def test_disabled_changes_nothing():
 
 
 @pytest.mark.parametrize("retain", [True, False])
-def test_training_on_cpu_retains_memory_as_configured(tiny_data, tmp_path, monkeypatch, retain):
+def test_training_on_cpu_retains_memory_as_configured(tiny_config, tiny_data, tmp_path, monkeypatch, retain):
     seen = []
     from hybridunet.engine import training as fit_module
 
@@ -80,7 +79,7 @@ def test_training_on_cpu_retains_memory_as_configured(tiny_data, tmp_path, monke
         return original(enabled)
 
     monkeypatch.setattr(fit_module, "retained_cpu_memory", spy)
-    config = tiny(tiny_data, tmp_path, "train.epochs=1", "data.limit_train=4", "data.limit_val=2",
+    config = tiny_config(tiny_data, tmp_path, "train.epochs=1", "data.limit_train=4", "data.limit_val=2",
                   f"train.retain_cpu_memory={str(retain).lower()}", "train.device=cpu")
     fit_module.fit(config)
     assert seen == [retain]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from hybridunet.cli import main
-from tests.test_export import make_checkpoint
 
 pytest.importorskip("cityscapesscripts")
 
@@ -41,7 +40,7 @@ def official_tree(root: Path, instances: bool = True) -> None:
                 cv2.imwrite(str(truth / f"{stem}_gtFine_instanceIds.png"), instance_ids)
 
 
-def test_official_evaluation_writes_label_ids_and_our_miou_equals_cityscapesscripts(tmp_path, capsys):
+def test_official_evaluation_writes_label_ids_and_our_miou_equals_cityscapesscripts(make_checkpoint, tmp_path, capsys):
     official_tree(tmp_path / "cityscapes")
     checkpoint = make_checkpoint(tmp_path, "unet")
     out = tmp_path / "official"
@@ -63,7 +62,7 @@ def test_official_evaluation_writes_label_ids_and_our_miou_equals_cityscapesscri
     assert "predictions exist already" in capsys.readouterr().err
 
 
-def test_without_instance_ids_there_is_no_iiou_and_without_the_extra_one_line_names_it(tmp_path, capsys,
+def test_without_instance_ids_there_is_no_iiou_and_without_the_extra_one_line_names_it(make_checkpoint, tmp_path, capsys,
                                                                                        monkeypatch):
     official_tree(tmp_path / "cityscapes", instances=False)
     checkpoint = make_checkpoint(tmp_path, "unet")

@@ -6,7 +6,6 @@ import pytest
 
 import hybridunet
 from hybridunet.cli import build_parser, main
-from tests.conftest import TINY
 
 
 def test_models_command_prints_params_gflops_and_descriptions(capsys):
@@ -54,7 +53,7 @@ def test_every_command_answers_help(capsys):
     assert "key=value" in capsys.readouterr().out
 
 
-def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(tmp_path, capsys, monkeypatch):
+def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(tiny_yaml, tmp_path, capsys, monkeypatch):
     assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.yaml not found" in err
@@ -68,13 +67,13 @@ def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(tmp_path, capsys
 
     monkeypatch.setattr("hybridunet.engine.fit", bug)
     with pytest.raises(ValueError, match="programming error"):
-        main(["train", "--config", str(TINY)])
+        main(["train", "--config", str(tiny_yaml)])
 
 
-def test_compare_refuses_a_repeated_seed_and_a_zero_count(capsys):
-    assert main(["compare", "--configs", str(TINY), str(TINY), "--seeds", "1", "2", "1"]) == 2
+def test_compare_refuses_a_repeated_seed_and_a_zero_count(tiny_yaml, capsys):
+    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--seeds", "1", "2", "1"]) == 2
     assert "seed(s) [1] listed more than once" in capsys.readouterr().err
-    assert main(["compare", "--configs", str(TINY), str(TINY), "--seeds", "0"]) == 2
+    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--seeds", "0"]) == 2
     assert "--seeds 0" in capsys.readouterr().err
 
 

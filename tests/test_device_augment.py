@@ -13,7 +13,6 @@ from hybridunet.data.device_augment import (AugmentParams, augment_batch, bright
                                             saturation, scale_and_crop)
 from hybridunet.data.in_memory import InMemoryLoader, decode_split
 from hybridunet.engine import fit
-from tests.conftest import tiny_config
 
 SIZE = 64
 
@@ -129,7 +128,7 @@ def test_loader_shards_epochs_like_the_dataloader_and_repeats(tiny_data):
     assert all(torch.equal(a, b) for a, b in zip(first, [b[0] for b in ranks[0]]))
 
 
-def test_fit_trains_on_the_in_memory_split(tiny_data, tmp_path):
+def test_fit_trains_on_the_in_memory_split(tiny_config, tiny_data, tmp_path):
     config = tiny_config(tiny_data, tmp_path / "run", "data.in_memory=true", "train.epochs=2")
     result = fit(config)
     assert np.isfinite(result["dice"]) and (tmp_path / "run" / "last.safetensors").exists()

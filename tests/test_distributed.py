@@ -13,7 +13,6 @@ import torch
 
 from hybridunet.data.loader import EpochSampler
 from hybridunet.engine import evaluate_checkpoint, json_safe
-from tests.conftest import TINY
 
 REPO = Path(__file__).parents[1]
 
@@ -34,10 +33,10 @@ def test_ranks_get_disjoint_training_samples_and_validation_sees_each_once(size)
         assert sorted(val[0] + val[1]) == list(range(size))
 
 
-def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_data, tmp_path, mlflow_store):
+def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_yaml, tiny_data, tmp_path, mlflow_store):
     uri = mlflow_store
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "hybridunet", "train", "--config", str(TINY), f"data.root={tiny_data}",
+           "-m", "hybridunet", "train", "--config", str(tiny_yaml), f"data.root={tiny_data}",
            f"train.out_dir={tmp_path / 'run'}", "train.val_batch_size=1", "tracking.enabled=true",
            f"tracking.uri={uri}", "tracking.experiment=ddp"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

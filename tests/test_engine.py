@@ -9,8 +9,6 @@ import torch
 from hybridunet.checkpoint import load_model, read_checkpoint
 from hybridunet.cli import main
 from hybridunet.engine import Callback, NonFiniteLossError, fit
-from tests.conftest import TINY
-from tests.conftest import tiny_config as tiny
 
 
 @pytest.fixture
@@ -22,8 +20,8 @@ def last_json_line(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_tiny_run_overfits_four_images(data, tmp_path):
-    config = tiny(
+def test_tiny_run_overfits_four_images(tiny_config, data, tmp_path):
+    config = tiny_config(
         data, tmp_path, "data.limit_train=4", "data.limit_val=4", "data.val_split=train", "data.size=48",
         "data.augment.scale=[1,1]", "data.augment.hflip=0", "data.augment.color_jitter=0",
         "model.widths=[16,32,64]", "train.epochs=120", "train.batch_size=2", "optim.lr=0.005", "sched.name=none",
@@ -33,8 +31,8 @@ def test_tiny_run_overfits_four_images(data, tmp_path):
     assert result["checkpoint"] == str(tmp_path / "best.safetensors")
 
 
-def test_train_cli_prints_metrics_json_and_eval_reproduces_it(data, tmp_path, capsys):
-    assert main(["train", "--config", str(TINY), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 0
+def test_train_cli_prints_metrics_json_and_eval_reproduces_it(tiny_yaml, data, tmp_path, capsys):
+    assert main(["train", "--config", str(tiny_yaml), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 0
     trained = last_json_line(capsys)
     assert set(trained) == {"dice", "miou", "pixel_acc", "loss", "per_class_dice", "soft_dice_study", "checkpoint"}
     assert len(trained["per_class_dice"]) == 19
@@ -42,22 +40,13 @@ def test_train_cli_prints_metrics_json_and_eval_reproduces_it(data, tmp_path, ca
     assert last_json_line(capsys) == trained
 
 
-class CrashAfter(Callback):
-    def __init__(self, epoch: int, error: type[BaseException] = RuntimeError) -> None:
-        self.epoch, self.error = epoch, error
-
-    def on_epoch_end(self, run, epoch, metrics) -> None:
-        if epoch == self.epoch:
-            raise self.error("simulated crash")
-
-
-def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
+def test_resume_after_a_crash_equals_an_uninterrupted_run(crash_after, tiny_config, data, tmp_path):
     overrides = ("train.epochs=3", "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}", "optim.name=adam")
-    whole = fit(tiny(data, tmp_path / "whole", *overrides))
+    whole = fit(tiny_config(data, tmp_path / "whole", *overrides))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        fit(tiny(data, tmp_path / "split", *overrides), callbacks=[CrashAfter(epoch=1)])
+        fit(tiny_config(data, tmp_path / "split", *overrides), callbacks=[crash_after(epoch=1)])
     assert read_checkpoint(tmp_path / "split" / "last.safetensors")[1]["epoch"] == 1
-    resumed = fit(tiny(data, tmp_path / "split", *overrides), resume=True)
+    resumed = fit(tiny_config(data, tmp_path / "split", *overrides), resume=True)
     assert resumed.pop("checkpoint") != whole.pop("checkpoint")
     assert resumed == whole
     a, _ = read_checkpoint(tmp_path / "whole" / "last.safetensors")
@@ -66,22 +55,22 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
     assert [h["epoch"] for h in meta["history"]] == [0, 1, 2]
 
 
-def test_resume_refuses_a_changed_config(data, tmp_path):
-    fit(tiny(data, tmp_path, "train.epochs=1"))
+def test_resume_refuses_a_changed_config(tiny_config, data, tmp_path):
+    fit(tiny_config(data, tmp_path, "train.epochs=1"))
     with pytest.raises(ValueError, match=r"different config: optim\.lr: 0\.003 -> 0\.1"):
-        fit(tiny(data, tmp_path, "train.epochs=1", "optim.lr=0.1"), resume=True)
+        fit(tiny_config(data, tmp_path, "train.epochs=1", "optim.lr=0.1"), resume=True)
 
 
-def test_an_existing_output_folder_is_never_overwritten_silently(data, tmp_path, capsys):
+def test_an_existing_output_folder_is_never_overwritten_silently(tiny_yaml, data, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("mine")
-    assert main(["train", "--config", str(TINY), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 2
+    assert main(["train", "--config", str(tiny_yaml), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
-    assert main(["train", "--config", str(TINY), f"data.root={data}", f"train.out_dir={tmp_path}", "--overwrite"]) == 0
+    assert main(["train", "--config", str(tiny_yaml), f"data.root={data}", f"train.out_dir={tmp_path}", "--overwrite"]) == 0
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "best.safetensors").is_file()
 
 
-def test_predict_handles_any_image_size(data, tmp_path, capsys):
-    fit(tiny(data, tmp_path / "run", "train.epochs=1"))
+def test_predict_handles_any_image_size(tiny_config, data, tmp_path, capsys):
+    fit(tiny_config(data, tmp_path / "run", "train.epochs=1"))
     images = tmp_path / "in"
     images.mkdir()
     cv2.imwrite(str(images / "odd.png"), np.random.default_rng(0).integers(0, 255, (250, 333, 3), dtype=np.uint8))
@@ -95,8 +84,8 @@ def test_predict_handles_any_image_size(data, tmp_path, capsys):
     assert "pass --overwrite" in capsys.readouterr().err
 
 
-def test_checkpoint_rebuilds_its_model_and_checks_num_classes(data, tmp_path):
-    fit(tiny(data, tmp_path, "train.epochs=1", "model.name=hybrid_unet", "model.bottleneck=aspp"))
+def test_checkpoint_rebuilds_its_model_and_checks_num_classes(tiny_config, data, tmp_path):
+    fit(tiny_config(data, tmp_path, "train.epochs=1", "model.name=hybrid_unet", "model.bottleneck=aspp"))
     model, meta = load_model(tmp_path / "best.safetensors")
     assert meta["model"]["bottleneck"] == "aspp" and meta["class_names"][0] == "road"
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
@@ -115,10 +104,10 @@ def test_checkpoint_rebuilds_its_model_and_checks_num_classes(data, tmp_path):
         ("sched.name=linear", r"sched\.name: Input should be 'none', 'cosine', 'poly' or 'step'"),
     ],
 )
-def test_bad_config_keys_and_values_fail_clearly(override, message, capsys):
-    assert main(["train", "--config", str(TINY), override]) == 2
+def test_bad_config_keys_and_values_fail_clearly(tiny_yaml, override, message, capsys):
+    assert main(["train", "--config", str(tiny_yaml), override]) == 2
     err = capsys.readouterr().err
-    assert str(TINY) in err
+    assert str(tiny_yaml) in err
     assert __import__("re").search(message, err), err
 
 
@@ -127,7 +116,7 @@ def test_a_missing_config_file_is_named(tmp_path, capsys):
     assert "nope.yaml not found" in capsys.readouterr().err
 
 
-def test_non_finite_loss_stops_with_epoch_step_and_a_hint(data, tmp_path, monkeypatch):
+def test_non_finite_loss_stops_with_epoch_step_and_a_hint(tiny_config, data, tmp_path, monkeypatch):
     from hybridunet.engine import training as fit_module
 
     class NaNLoss(torch.nn.Module):
@@ -136,10 +125,10 @@ def test_non_finite_loss_stops_with_epoch_step_and_a_hint(data, tmp_path, monkey
 
     monkeypatch.setattr(fit_module, "build_loss", lambda config, class_weights=None: NaNLoss())
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 1, step 1: lower the learning rate \(optim\.lr=0\.003\)"):
-        fit(tiny(data, tmp_path))
+        fit(tiny_config(data, tmp_path))
 
 
-def test_a_run_failing_on_bad_data_removes_only_a_folder_it_created(tiny_data, tmp_path):
+def test_a_run_failing_on_bad_data_removes_only_a_folder_it_created(tiny_config, tiny_data, tmp_path):
     import shutil
 
     from hybridunet.errors import DataError
@@ -148,31 +137,31 @@ def test_a_run_failing_on_bad_data_removes_only_a_folder_it_created(tiny_data, t
     shutil.copytree(tiny_data, data)
     (data / "train" / "3.jpg").write_bytes((data / "train" / "3.jpg").read_bytes()[:500])  # truncated
     with pytest.raises(DataError, match=r"3\.jpg: truncated or corrupt JPEG"):
-        fit(tiny(data, tmp_path / "new"))
+        fit(tiny_config(data, tmp_path / "new"))
     assert not (tmp_path / "new").exists()  # the rerun needs no --overwrite
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
     with pytest.raises(DataError):
-        fit(tiny(data, kept, "train.overwrite=true"))
+        fit(tiny_config(data, kept, "train.overwrite=true"))
     assert (kept / "notes.txt").read_text() == "mine"
 
 
-def test_resumable_keys_are_declared_on_the_config_fields():
+def test_resumable_keys_are_declared_on_the_config_fields(tiny_yaml):
     from hybridunet.config import load_config, resumable_keys
 
     keys = resumable_keys()
     assert {"train.out_dir", "train.overwrite", "train.progress", "data.num_workers", "tracking."} <= set(keys)
-    base = load_config(TINY)
-    same = load_config(TINY, ["train.progress=true", "tracking.experiment=x", "data.num_workers=2", "name=other",
+    base = load_config(tiny_yaml)
+    same = load_config(tiny_yaml, ["train.progress=true", "tracking.experiment=x", "data.num_workers=2", "name=other",
                               "seed=7"])  # another seed of the same recipe
     assert base.result_hash() == same.result_hash()
-    assert base.result_hash() != load_config(TINY, ["optim.lr=0.1"]).result_hash()
+    assert base.result_hash() != load_config(tiny_yaml, ["optim.lr=0.1"]).result_hash()
 
 
 @pytest.mark.parametrize("loss", ["bce", "dice"])
-def test_a_bf16_run_on_the_cpu_stays_finite_and_keeps_fp32_state(data, tmp_path, loss):
-    config = tiny(data, tmp_path, "train.amp=bf16", "train.device=cpu", "train.epochs=1", "data.limit_train=8",
+def test_a_bf16_run_on_the_cpu_stays_finite_and_keeps_fp32_state(tiny_config, data, tmp_path, loss):
+    config = tiny_config(data, tmp_path, "train.amp=bf16", "train.device=cpu", "train.epochs=1", "data.limit_train=8",
                   "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}", f"loss.name={loss}")
     result = fit(config)
     assert all(np.isfinite(result[k]) for k in ("dice", "miou", "loss", "soft_dice_study"))
@@ -194,7 +183,7 @@ def test_auto_precision_follows_the_device():
     assert resolve_precision(cpu, "fp16", strict=False).amp == resolve_precision(cpu).amp  # a stored run's mode
 
 
-def test_folder_data_trains_with_its_class_names_and_refuses_out_of_range_masks(tmp_path, capsys):
+def test_folder_data_trains_with_its_class_names_and_refuses_out_of_range_masks(tiny_yaml, tmp_path, capsys):
     rng = np.random.default_rng(0)
     root = tmp_path / "folder"
     for split, n in (("train", 6), ("val", 3)):
@@ -209,7 +198,7 @@ def test_folder_data_trains_with_its_class_names_and_refuses_out_of_range_masks(
             cv2.imwrite(str(root / split / "images" / f"s{i}.jpg"), image)
             cv2.imwrite(str(root / split / "masks" / f"s{i}.png"), mask)
     (root / "classes.txt").write_text("sky\nwall\nroad\n")
-    common = ["train", "--config", str(TINY), f"data.root={root}", "data.format=folder", "model.num_classes=3",
+    common = ["train", "--config", str(tiny_yaml), f"data.root={root}", "data.format=folder", "model.num_classes=3",
               "data.size=32", "train.epochs=1", "loss.class_weights=inverse"]
     assert main([*common, f"train.out_dir={tmp_path / 'run'}"]) == 0
     result = last_json_line(capsys)
@@ -224,8 +213,8 @@ def test_folder_data_trains_with_its_class_names_and_refuses_out_of_range_masks(
     assert "s0.png: mask values [7] are not classes 0..2" in err
 
 
-def test_ohem_and_computed_class_weights_train(data, tmp_path):
-    result = fit(tiny(data, tmp_path, "train.epochs=1", "loss.name=ohem_ce", "loss.min_kept=1000",
+def test_ohem_and_computed_class_weights_train(tiny_config, data, tmp_path):
+    result = fit(tiny_config(data, tmp_path, "train.epochs=1", "loss.name=ohem_ce", "loss.min_kept=1000",
                       "loss.class_weights=median_frequency"))
     assert np.isfinite(result["loss"])
     weights = json.loads((tmp_path / "class_weights.json").read_text())["weights"]

@@ -21,26 +21,8 @@ pytest.importorskip("onnxruntime")
 SIZES = [(2, 64, 64), (1, 61, 93), (3, 96, 40)]  # 61x93: not a multiple of any model's stride
 
 
-def make_checkpoint(folder: Path, name: str, normalize: str = "imagenet") -> Path:
-    """An untrained model's checkpoint with the metadata a training writes."""
-    widths = {} if name.startswith("smp_") else {"widths": [4, 8, 16, 32, 64]}
-    extra = {"bottleneck_kwargs": {"heads": 4}} if "hybrid" in name else {}
-    config = parse_config({"model": {"name": name, "num_classes": 5, **widths, **extra},
-                           "data": {"size": 64, "normalize": normalize}}, "test")
-    torch.manual_seed(0)
-    model = hu.create_model(name, **config.model.build_kwargs())
-    with torch.no_grad():  # BatchNorm statistics away from their defaults, as after training
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    meta = {"model": {"name": name, **config.model.build_kwargs()}, "class_names": [f"c{i}" for i in range(5)],
-            "config": config.to_dict()}
-    return save_checkpoint(folder / f"{name}.safetensors", model, meta)
-
-
 @pytest.mark.parametrize("name", ["unet", "hybrid_unet", "hybrid_unet_resdec", "smp_unet"])
-def test_onnx_export_matches_pytorch_at_any_size(tmp_path, name, capsys):
+def test_onnx_export_matches_pytorch_at_any_size(make_checkpoint, tmp_path, name, capsys):
     import onnxruntime as ort
 
     checkpoint = make_checkpoint(tmp_path, name)
@@ -58,7 +40,7 @@ def test_onnx_export_matches_pytorch_at_any_size(tmp_path, name, capsys):
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_the_sidecar_says_what_prediction_needs_and_predict_runs_the_onnx_file(tmp_path, capsys):
+def test_the_sidecar_says_what_prediction_needs_and_predict_runs_the_onnx_file(make_checkpoint, tmp_path, capsys):
     checkpoint = make_checkpoint(tmp_path, "unet", normalize="unit")
     out = tmp_path / "exported" / "model.onnx"
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--opset", "18"]) == 0
@@ -84,7 +66,7 @@ def test_the_sidecar_says_what_prediction_needs_and_predict_runs_the_onnx_file(t
             assert (torch_mask == onnx_mask).all(-1).mean() > 0.999, how
 
 
-def test_export_refuses_bad_values_and_existing_files_naming_them(tmp_path, capsys):
+def test_export_refuses_bad_values_and_existing_files_naming_them(make_checkpoint, tmp_path, capsys):
     checkpoint = make_checkpoint(tmp_path, "unet")
     assert main(["export", "--checkpoint", str(checkpoint), "--opset", "3"]) == 2
     assert "--opset 3: expected an ONNX opset" in capsys.readouterr().err
@@ -105,7 +87,7 @@ def test_running_an_onnx_file_without_onnxruntime_says_how_to_install_it(tmp_pat
         OnnxPredictor(tmp_path / "model.onnx")
 
 
-def test_tiled_prediction_blends_tiles_and_equals_whole_image_prediction_within_one_tile(tmp_path):
+def test_tiled_prediction_blends_tiles_and_equals_whole_image_prediction_within_one_tile(make_checkpoint, tmp_path):
     from hybridunet.engine import predict
     from hybridunet.prediction import blend_window, tiled_logits
 
@@ -131,7 +113,7 @@ def test_tiled_prediction_blends_tiles_and_equals_whole_image_prediction_within_
     assert window[16, 16] == 1 and window.min() > 0 and window[0, 16] < window[8, 16] < window[16, 16]
 
 
-def test_predict_cli_tiles_and_refuses_bad_tiling_naming_the_flag(tmp_path, capsys):
+def test_predict_cli_tiles_and_refuses_bad_tiling_naming_the_flag(make_checkpoint, tmp_path, capsys):
     checkpoint = make_checkpoint(tmp_path, "unet")
     images = tmp_path / "images"
     images.mkdir()

@@ -67,15 +67,14 @@ def test_ohem_keeps_the_hard_pixels_and_at_least_min_kept():
     ("loss.class_weights=[-1]", r"loss\.class_weights: weights must be >= 0"),
     ("loss.class_weights=median", r"loss\.class_weights"),
 ])
-def test_bad_loss_values_fail_naming_the_key(override, message):
+def test_bad_loss_values_fail_naming_the_key(tiny_yaml, override, message):
     import re
 
     from hybridunet.config import ConfigError, load_config
-    from tests.conftest import TINY
 
     name = ["loss.name=ohem_ce"] if "threshold" in override or "min_kept" in override else []
     with pytest.raises(ConfigError) as err:
-        load_config(TINY, [*name, override])
+        load_config(tiny_yaml, [*name, override])
     assert re.search(message, str(err.value)), str(err.value)
 
 

@@ -8,14 +8,13 @@ import numpy as np
 import yaml
 
 from hybridunet.cli import main
-from tests.conftest import TINY
 
 
-def test_train_eval_predict_and_tune_run_offline(offline, tiny_data, tmp_path, monkeypatch, capsys):
+def test_train_eval_predict_and_tune_run_offline(tiny_yaml, offline, tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # default MLflow store (sqlite:///mlflow.db) and outputs/ land here
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     common = [f"data.root={tiny_data}", "train.epochs=1"]
-    assert main(["train", "--config", str(TINY), *common, "tracking.enabled=true", "train.out_dir=run"]) == 0
+    assert main(["train", "--config", str(tiny_yaml), *common, "tracking.enabled=true", "train.out_dir=run"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["run_id"] and (tmp_path / "mlflow.db").is_file()
 
@@ -25,6 +24,6 @@ def test_train_eval_predict_and_tune_run_offline(offline, tiny_data, tmp_path, m
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"params": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}}))
-    assert main(["tune", "--config", str(TINY), "--search", str(space), "--trials", "2", *common,
+    assert main(["tune", "--config", str(tiny_yaml), "--search", str(space), "--trials", "2", *common,
                  "tracking.enabled=true"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trials_finished"] == 2

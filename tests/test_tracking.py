@@ -18,8 +18,6 @@ from hybridunet.compare import arms_from_mlflow, run_comparison
 from hybridunet.engine import fit
 from hybridunet.errors import DataError
 from hybridunet.tracking import MLflowCallback
-from tests.conftest import tiny_config
-from tests.test_engine import CrashAfter
 
 
 @pytest.fixture
@@ -58,10 +56,6 @@ def server(tmp_path_factory, request) -> str:
     proc.wait(timeout=30)
 
 
-def tracked(tiny_data: Path, out: Path, uri: str, *overrides: str):
-    return tiny_config(tiny_data, out, "tracking.enabled=true", f"tracking.uri={uri}",
-                       "tracking.experiment=tests", "tracking.log_images=2", *overrides)
-
 
 def check_training_run(uri: str, result: dict) -> None:
     """What every tracked training logs, read back through MlflowClient."""
@@ -94,29 +88,29 @@ def check_training_run(uri: str, result: dict) -> None:
         "plots/confusion_matrix.png", "plots/learning_curves.png"}
 
 
-def test_a_server_on_postgresql_records_a_training_and_a_comparison(tiny_data, tmp_path, server):
+def test_a_server_on_postgresql_records_a_training_and_a_comparison(tracked, tiny_data, tmp_path, server):
     config = tracked(tiny_data, tmp_path / "train", server)
     check_training_run(server, fit(config, callbacks=[MLflowCallback(config.tracking)]))
-    check_comparison(server, tiny_data, tmp_path / "compare")
+    check_comparison(tracked, server, tiny_data, tmp_path / "compare")
 
 
 @pytest.mark.parametrize("background", ["true", "false"])
-def test_a_training_is_one_finished_run_with_params_metrics_and_images(tiny_data, tmp_path, mlflow_store, background):
+def test_a_training_is_one_finished_run_with_params_metrics_and_images(tracked, tiny_data, tmp_path, mlflow_store, background):
     config = tracked(tiny_data, tmp_path, mlflow_store, f"tracking.background={background}")
     check_training_run(mlflow_store, fit(config, callbacks=[MLflowCallback(config.tracking)]))
 
 
 @pytest.mark.parametrize("error,status", [(RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")])
-def test_a_run_that_stops_is_never_left_running(tiny_data, tmp_path, mlflow_store, error, status):
+def test_a_run_that_stops_is_never_left_running(crash_after, tracked, tiny_data, tmp_path, mlflow_store, error, status):
     config = tracked(tiny_data, tmp_path, mlflow_store)
     tracker = MLflowCallback(config.tracking)
     with pytest.raises(error):
-        fit(config, callbacks=[tracker, CrashAfter(0, error)])
+        fit(config, callbacks=[tracker, crash_after(0, error)])
     run = MlflowClient(mlflow_store).get_run(tracker.run_id)
     assert run.info.status == status and "simulated crash" in run.data.tags["error"]
 
 
-def check_comparison(server: str, tiny_data: Path, tmp_path: Path) -> None:
+def check_comparison(tracked, server: str, tiny_data: Path, tmp_path: Path) -> None:
     """A two-arm, two-seed comparison is a parent run with every training nested under it."""
     configs = [
         ("unet", tracked(tiny_data, tmp_path, server, "tracking.experiment=cmp", "train.epochs=1")),
@@ -142,7 +136,7 @@ def check_comparison(server: str, tiny_data: Path, tmp_path: Path) -> None:
     assert from_mlflow == {"unet": arms[0].values("dice"), "hybrid_unet": arms[1].values("dice")}
 
 
-def test_a_failed_comparison_leaves_its_parent_failed(tiny_data, tmp_path, mlflow_store, monkeypatch):
+def test_a_failed_comparison_leaves_its_parent_failed(tracked, tiny_data, tmp_path, mlflow_store, monkeypatch):
     from hybridunet import compare
 
     def broken(config, callbacks=()):
@@ -157,7 +151,7 @@ def test_a_failed_comparison_leaves_its_parent_failed(tiny_data, tmp_path, mlflo
     assert parent.info.status == "FAILED" and parent.data.tags["compare"] == "parent"
 
 
-def test_compare_experiment_groups_by_label_keeps_the_newest_run_per_seed_and_warns(tiny_data, tmp_path,
+def test_compare_experiment_groups_by_label_keeps_the_newest_run_per_seed_and_warns(tracked, tiny_data, tmp_path,
                                                                                    mlflow_store):
     runs = iter(range(100))
 
@@ -180,7 +174,7 @@ def test_compare_experiment_groups_by_label_keeps_the_newest_run_per_seed_and_wa
     assert not any("labelled unet+decoder_block" in n for n in notes)
 
 
-def test_a_seed_listed_twice_fails_before_any_training(tiny_data, tmp_path):
+def test_a_seed_listed_twice_fails_before_any_training(tiny_config, tiny_data, tmp_path):
     from hybridunet.errors import UsageError
     from hybridunet.results import Arm, RunRecord, Scores
 
@@ -264,7 +258,7 @@ def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
     assert os.sched_getscheduler(0) == before  # training's own threads keep their priority
 
 
-def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out_split(tmp_path, monkeypatch):
+def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out_split(tiny_config, tmp_path, monkeypatch):
     """Runs go seed by seed; each finished one is a JSON line; a rerun reads those back
     and trains only what is missing. The test split is scored on the best checkpoint."""
     from hybridunet import compare
@@ -330,7 +324,7 @@ def test_paired_statistics_agree_with_scipy_and_statsmodels():
     assert holm(p_values)[:4] == pytest.approx(list(expected)) and np.isnan(holm(p_values)[4])
 
 
-def test_a_trained_model_is_an_mlflow_model_that_pyfunc_loads_and_predicts(tiny_data, tmp_path, mlflow_store, capsys):
+def test_a_trained_model_is_an_mlflow_model_that_pyfunc_loads_and_predicts(tracked, tiny_data, tmp_path, mlflow_store, capsys):
     """tracking.log_model=pt2: the pytorch flavour with its signature, loaded back by
     mlflow.pyfunc and equal to the checkpoint's logits; the ONNX flavour from export."""
     import mlflow

@@ -15,7 +15,6 @@ from optuna.trial import TrialState
 from hybridunet.cli import main
 from hybridunet.config import ConfigError
 from hybridunet.tuning import FINISHED, load_search_space, tune
-from tests.conftest import TINY, tiny_config
 
 SPACE = {
     "sampler": {"seed": 0, "n_startup_trials": 2},
@@ -38,7 +37,7 @@ def finished(storage: str, name: str) -> list:
     return optuna.load_study(study_name=name, storage=storage).get_trials(states=FINISHED)
 
 
-def test_a_three_trial_study_completes_with_nested_mlflow_runs(tiny_data, tmp_path, monkeypatch, mlflow_store):
+def test_a_three_trial_study_completes_with_nested_mlflow_runs(tiny_config, tiny_data, tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
     base = tiny_config(tiny_data, tmp_path / "unused", "train.epochs=1", "tracking.enabled=true",
                        f"tracking.uri={mlflow_store}", "tracking.experiment=study")
@@ -61,7 +60,7 @@ def test_a_three_trial_study_completes_with_nested_mlflow_runs(tiny_data, tmp_pa
     assert len(tune(base, load_search_space(write_space(tmp_path), base), 3, storage, "s3").trials) == 3
 
 
-def test_a_hopeless_trial_is_pruned(tiny_data, tmp_path, monkeypatch):
+def test_a_hopeless_trial_is_pruned(tiny_config, tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = tiny_config(tiny_data, tmp_path / "unused", "train.epochs=3", "train.batch_size=2",
                        "data.val_split=train", "data.limit_val=16", "sched.name=none", "optim.lr=0.01")
@@ -77,8 +76,8 @@ def test_a_hopeless_trial_is_pruned(tiny_data, tmp_path, monkeypatch):
     assert len(study.trials[1].intermediate_values) < 3
 
 
-def _tune_cmd(tmp_path: Path, space: Path, storage: str, trials: int, study: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hybridunet", "tune", "--config", str(TINY), "--search", str(space),
+def _tune_cmd(tiny_yaml: Path, tmp_path: Path, space: Path, storage: str, trials: int, study: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "hybridunet", "tune", "--config", str(tiny_yaml), "--search", str(space),
             "--trials", str(trials), "--storage", storage, "--study", study, *extra,
             f"data.root={os.environ['TINY_DATA']}", "train.epochs=2", "data.limit_train=8", "data.limit_val=4",
             "data.size=32", "tracking.enabled=false"]
@@ -90,11 +89,11 @@ def env(tiny_data, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
 
 
-def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(
+def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(tiny_yaml, 
         env, tmp_path, shared_storage):
     storage, space = shared_storage, write_space(tmp_path)
     for attempt in range(3):  # the running trial may finish between the look and the kill: try again
-        cmd = _tune_cmd(tmp_path, space, storage, 4, f"killed{attempt}", "--heartbeat", "1")
+        cmd = _tune_cmd(tiny_yaml, tmp_path, space, storage, 4, f"killed{attempt}", "--heartbeat", "1")
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 180
         while True:  # kill it mid-trial: one trial finished, the next one running
@@ -129,14 +128,14 @@ def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_r
     assert retry.params == study.trials[left].params
 
 
-def test_two_workers_together_finish_exactly_the_trials_asked_for(env, tmp_path, shared_storage, mlflow_store):
+def test_two_workers_together_finish_exactly_the_trials_asked_for(tiny_yaml, env, tmp_path, shared_storage, mlflow_store):
     # (on sqlite the same is checked by benchmarks/tune_workers.py's test)
     storage = shared_storage
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")
     space = write_space(tmp_path)
     tracking = ["tracking.enabled=true", f"tracking.uri={mlflow_store}", f"tracking.experiment=shared-{tmp_path.name}",
                 "tracking.log_images=0"]
-    cmd = [c for c in _tune_cmd(tmp_path, space, storage, 4, "shared") if c != "tracking.enabled=false"] + tracking
+    cmd = [c for c in _tune_cmd(tiny_yaml, tmp_path, space, storage, 4, "shared") if c != "tracking.enabled=false"] + tracking
     workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                for _ in range(2)]
     for w in workers:
@@ -156,12 +155,12 @@ def test_two_workers_together_finish_exactly_the_trials_asked_for(env, tmp_path,
     assert {c.info.status for c in children} == {"FINISHED"}
 
 
-def test_an_unreachable_storage_fails_at_once_naming_host_and_port(tmp_path, capsys):
+def test_an_unreachable_storage_fails_at_once_naming_host_and_port(tiny_yaml, tmp_path, capsys):
     from hybridunet.testing.postgres import free_port
 
     port = free_port()  # nothing listens there
     start = time.monotonic()
-    assert main(["tune", "--config", str(TINY), "--search", str(write_space(tmp_path)), "--trials", "1",
+    assert main(["tune", "--config", str(tiny_yaml), "--search", str(write_space(tmp_path)), "--trials", "1",
                  "--storage", f"postgresql://u:secret@127.0.0.1:{port}/optuna"]) == 2
     err = capsys.readouterr().err
     assert time.monotonic() - start < 15
@@ -178,7 +177,7 @@ def test_an_unreachable_storage_fails_at_once_naming_host_and_port(tmp_path, cap
         ({"optim.lr": {"type": "uniform", "low": 0, "high": 1}}, r"params\.optim\.lr\.type: Input should be 'float', 'int' or 'categorical'"),
     ],
 )
-def test_a_bad_search_space_entry_fails_naming_it(params, message, tmp_path):
+def test_a_bad_search_space_entry_fails_naming_it(tiny_config, params, message, tmp_path):
     base = tiny_config(tmp_path, tmp_path)
     with pytest.raises(ConfigError, match="(?s)" + message):
         load_search_space(write_space(tmp_path, {"params": params}), base)

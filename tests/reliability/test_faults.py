@@ -21,13 +21,12 @@ from hybridunet.engine import fit
 from hybridunet.models import create_model
 from hybridunet.tracking import MLflowCallback
 from hybridunet.weights import read_state_dict
-from tests.conftest import TINY, tiny_config
 
 REPO = Path(__file__).parents[2]
 
 
-def train_cmd(tiny_data: Path, out: Path, uri: str, *extra: str, experiment: str = "faults") -> list[str]:
-    return [sys.executable, "-m", "hybridunet", "train", "--config", str(TINY), f"data.root={tiny_data}",
+def train_cmd(tiny_yaml: Path, tiny_data: Path, out: Path, uri: str, *extra: str, experiment: str = "faults") -> list[str]:
+    return [sys.executable, "-m", "hybridunet", "train", "--config", str(tiny_yaml), f"data.root={tiny_data}",
             f"train.out_dir={out}", "tracking.enabled=true", f"tracking.uri={uri}", f"tracking.experiment={experiment}",
             "train.epochs=4", "data.limit_train=16", *extra]
 
@@ -52,17 +51,17 @@ def env(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
 
 
-def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tiny_data, tmp_path, mlflow_store):
+def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(tiny_yaml, env, tiny_data, tmp_path, mlflow_store):
     uri = mlflow_store
-    expected = fit(load_config(TINY, train_cmd(tiny_data, tmp_path / "whole", uri)[6:]))  # in this process
+    expected = fit(load_config(tiny_yaml, train_cmd(tiny_yaml, tiny_data, tmp_path / "whole", uri)[6:]))  # in this process
 
-    proc = subprocess.Popen(train_cmd(tiny_data, tmp_path / "killed", uri), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_cmd(tiny_yaml, tiny_data, tmp_path / "killed", uri), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     wait_for_epoch(tmp_path / "killed", 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not list((tmp_path / "killed").glob(".*.tmp"))  # a half-written checkpoint never takes a real name
 
-    config = load_config(TINY, train_cmd(tiny_data, tmp_path / "killed", uri)[6:])
+    config = load_config(tiny_yaml, train_cmd(tiny_yaml, tiny_data, tmp_path / "killed", uri)[6:])
     result = fit(config, callbacks=[MLflowCallback(config.tracking)], resume=True)
     for key in ("dice", "miou", "pixel_acc", "loss", "per_class_dice", "soft_dice_study"):
         assert result[key] == expected[key], key
@@ -72,11 +71,11 @@ def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(env, tin
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val_dice")) == [0, 1, 2, 3]
 
 
-def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(env, tiny_data, tmp_path, mlflow_store):
+def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(tiny_yaml, env, tiny_data, tmp_path, mlflow_store):
     uri = mlflow_store
     # A shell that starts a job in the background makes it ignore SIGINT, and children inherit
     # that; start the training as a terminal's foreground job would be, with SIGINT's default.
-    proc = subprocess.Popen(train_cmd(tiny_data, tmp_path / "run", uri, "train.epochs=50", experiment="faults-ctrl-c"),
+    proc = subprocess.Popen(train_cmd(tiny_yaml, tiny_data, tmp_path / "run", uri, "train.epochs=50", experiment="faults-ctrl-c"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_epoch(tmp_path / "run", 0, proc)
@@ -90,7 +89,7 @@ def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(env,
     assert runs[0].info.run_id == meta["info"]["mlflow_run_id"]
 
 
-def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch,
+def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_config, tiny_data, tmp_path, monkeypatch,
                                                                          mlflow_store):
     from hybridunet.engine import build, training as fit_module
 
