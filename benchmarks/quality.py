@@ -132,9 +132,14 @@ def legacy_data(commit: str, out: Path, splits: dict[str, int], size: int, seed:
     found.write_text(json.dumps(record, indent=2) + "\n")
 
 
-def prepare_data(args: argparse.Namespace) -> Path:
+def data_folder(args: argparse.Namespace) -> Path:
+    """Where the benchmark set of these arguments lives (its name is part of every run's recipe)."""
     version = f"v{GENERATOR_VERSION}" if args.generator == "current" else args.generator[:7]
-    data = Path(f"data/benchmark-{version}-{args.train}-{args.val}-{args.test}-{args.size}-s{args.data_seed}")
+    return Path(f"data/benchmark-{version}-{args.train}-{args.val}-{args.test}-{args.size}-s{args.data_seed}")
+
+
+def prepare_data(args: argparse.Namespace) -> Path:
+    data = data_folder(args)
     splits = {"train": args.train, "val": args.val, **({"test": args.test} if args.test else {})}
     if not any((data / "val").glob("*.jpg")):
         print(f"generating the benchmark set in {data} ...", flush=True)
@@ -240,7 +245,7 @@ def train_share(configs: list, runs: list, args: argparse.Namespace) -> None:
         journalled(args, [(label, by_label[label])], [seed], tracking=False)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", default=["unet", "hybrid_unet", "hybrid_unet_resdec", "smp_unet"])
     parser.add_argument("--ablation", action="store_true",
@@ -271,20 +276,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
     args = parser.parse_args(argv)
     try:
-        seeds = parse_seeds(args.seeds)
+        args.seed_list = parse_seeds(args.seeds)
         args.arms = [legacy_label(a) for a in args.arms]
         for spec in args.arms:
             parse_arm(spec, args.widths)
     except UserError as err:
         raise SystemExit(f"quality.py: error: {err}") from None
+    return args
 
+
+def arm_label(spec: str, amp: str, amps: list[str]) -> str:
+    """An arm's label: its run label, with the precision where several are compared."""
+    return spec if len(amps) == 1 else f"{spec}@{amp}"
+
+
+def arm_configs(args: argparse.Namespace, data: Path) -> list[tuple[str, object]]:
+    """(label, config) of every arm under every precision: the recipe, only the model differs."""
+    arms = list(dict.fromkeys(args.arms + (ALONE + REMOVED if args.ablation else [])))
+    amps = list(dict.fromkeys(args.amp))
+    return [(arm_label(spec, amp, amps),
+             parse_config({**recipe(args, data, amp), "model": parse_arm(spec, args.widths)}, f"arm {spec!r}"))
+            for amp in amps for spec in arms]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    seeds = args.seed_list
     data = prepare_data(args)
     arms = list(dict.fromkeys(args.arms + (ALONE + REMOVED if args.ablation else [])))
     amps = list(dict.fromkeys(args.amp))
-    label = (lambda spec, amp: spec) if len(amps) == 1 else (lambda spec, amp: f"{spec}@{amp}")
-    configs = [(label(spec, amp), parse_config({**recipe(args, data, amp), "model": parse_arm(spec, args.widths)},
-                                               f"arm {spec!r}"))
-               for amp in amps for spec in arms]
+    configs = arm_configs(args, data)
     if os.environ.get(WORKER_RUNS):
         return train_share(configs, json.loads(os.environ[WORKER_RUNS]), args)
     if args.jobs > 1:
@@ -309,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
             figures[f"{arm.label}_test_dice_mean"] = round(float(np.mean(test)), 4)
     for amp in amps[1:]:
         for spec in arms:
-            d = paired(by_label[label(spec, amps[0])], by_label[label(spec, amp)], "dice")
+            d = paired(by_label[arm_label(spec, amps[0], amps)], by_label[arm_label(spec, amp, amps)], "dice")
             figures[f"{spec}:{amp}-{amps[0]}_dice_diff"] = round(d.mean, 4)
             figures[f"{spec}:{amp}-{amps[0]}_dice_ci95"] = [round(v, 4) for v in d.ci95]
             print(f"{d.line(detectable=False)}; diffs {', '.join(f'{v:+.4f}' for v in d.diffs)}")
@@ -317,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.equal_time:
         figures.update(equal_time(args, data, by_label, seeds, metric))
     for amp in amps:
-        measured = {a.label.split("@")[0]: a for a in results if label(a.label.split("@")[0], amp) == a.label}
+        measured = {a.label.split("@")[0]: a for a in results if arm_label(a.label.split("@")[0], amp, amps) == a.label}
         lines = agreement(measured, metric, args.generator)
         if lines:
             print(f"\nagreement with the study scale ({metric.replace('_', ' ')}{', ' + amp if len(amps) > 1 else ''}):")
@@ -331,8 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         for spec in arms[1:]:
             if base is not None and spec in measured:
                 d = paired(base, measured[spec], metric)
-                figures[f"{label(spec, amp)}-{label(arms[0], amp)}_{metric}_diff"] = round(d.mean, 4)
-                figures[f"{label(spec, amp)}-{label(arms[0], amp)}_p_value"] = round(d.p_value, 4)
+                figures[f"{arm_label(spec, amp, amps)}-{arm_label(arms[0], amp, amps)}_{metric}_diff"] = round(d.mean, 4)
+                figures[f"{arm_label(spec, amp, amps)}-{arm_label(arms[0], amp, amps)}_p_value"] = round(d.p_value, 4)
     print_json(figures)
 
 

@@ -70,13 +70,6 @@ def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(tiny_yaml, tmp_p
         main(["train", "--config", str(tiny_yaml)])
 
 
-def test_compare_refuses_a_repeated_seed_and_a_zero_count(tiny_yaml, capsys):
-    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--seeds", "1", "2", "1"]) == 2
-    assert "seed(s) [1] listed more than once" in capsys.readouterr().err
-    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--seeds", "0"]) == 2
-    assert "--seeds 0" in capsys.readouterr().err
-
-
 def test_data_synth_calls_the_generator_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "d"
     assert main(["data", "synth", "--out", str(out), "--train", "2", "--val", "1", "--size", "32"]) == 0

@@ -1,0 +1,232 @@
+"""compare: result records, pairing by seed, the journal, the statistics, the CLI and the demo."""
+
+import json
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from hybridunet.cli import main
+from hybridunet.compare import arms_from_mlflow, run_comparison
+from hybridunet.engine import fit
+from hybridunet.errors import DataError
+from hybridunet.tracking import MLflowCallback
+
+
+def test_a_failed_comparison_leaves_its_parent_failed(tracked, tiny_data, tmp_path, mlflow_store, monkeypatch):
+    from hybridunet import compare
+
+    def broken(config, callbacks=()):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(compare, "fit", broken)
+    config = tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=cmp-failed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_comparison([("a", config), ("b", config)], [0], out_dir=tmp_path / "cmp")
+    client = MlflowClient(mlflow_store)
+    (parent,) = client.search_runs([client.get_experiment_by_name("cmp-failed").experiment_id])
+    assert parent.info.status == "FAILED" and parent.data.tags["compare"] == "parent"
+
+
+def test_compare_experiment_groups_by_label_keeps_the_newest_run_per_seed_and_warns(tracked, tiny_data, tmp_path,
+                                                                                   mlflow_store):
+    runs = iter(range(100))
+
+    def train(seed: int, *overrides: str) -> dict:
+        config = tracked(tiny_data, tmp_path / f"run{next(runs)}", mlflow_store, "tracking.experiment=by-label",
+                         "train.epochs=1", "tracking.log_images=0", f"seed={seed}", *overrides)
+        return fit(config, callbacks=[MLflowCallback(config.tracking)])
+
+    train(0)
+    newest = train(0)  # the same label and seed again: only the newer counts
+    other_recipe = train(1, "optim.lr=0.01")  # same label, another recipe
+    variant = train(0, "model.decoder_block=residual")
+    notes: list[str] = []
+    arms = {a.label: a for a in arms_from_mlflow("by-label", mlflow_store, notes=notes.append)}
+    assert set(arms) == {"unet", "unet+decoder_block=residual"}
+    assert sorted(r.run_id for r in arms["unet"].records) == sorted([newest["run_id"], other_recipe["run_id"]])
+    assert arms["unet+decoder_block=residual"].values("dice") == {0: variant["dice"]}
+    assert "unet: skipped 1 older run(s) of a seed that has a newer one" in notes
+    assert any(n.startswith("warning: runs labelled unet differ in their result-changing config") for n in notes)
+    assert not any("labelled unet+decoder_block" in n for n in notes)
+
+
+def test_a_seed_listed_twice_fails_before_any_training(tiny_config, tiny_data, tmp_path):
+    from hybridunet.errors import UsageError
+    from hybridunet.results import Arm, RunRecord, Scores
+
+    config = tiny_config(tiny_data, tmp_path)
+    with pytest.raises(UsageError, match=r"seed\(s\) \[1\] listed more than once"):
+        run_comparison([("a", config), ("b", config)], [0, 1, 1], tracking=False)
+    assert not (tmp_path / "outputs").exists()
+    with pytest.raises(UsageError, match=r"arm 'b' holds seed\(s\) \[0\] more than once"):
+        Arm("b", (RunRecord("b", 0, Scores(0.3, 0.2)), RunRecord("b", 0, Scores(0.4, 0.3))))
+
+
+def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeypatch, capsys):
+    from hybridunet import demo
+
+    monkeypatch.setattr(demo, "DATA", tmp_path / "synthetic")
+    monkeypatch.setattr(demo, "RECIPE", {
+        **demo.RECIPE,
+        "data": {**demo.RECIPE["data"], "root": str(tmp_path / "synthetic"), "size": 32,
+                 "limit_train": 4, "limit_val": 4},
+        "model": {"widths": [4, 8, 16]},
+        "train": {**demo.RECIPE["train"], "epochs": 1},
+    })
+    monkeypatch.setattr(demo, "SYNTHETIC", {"train": 4, "val": 4, "size": 32, "seed": 0})
+    monkeypatch.chdir(tmp_path)
+    summary = demo.run_demo(seeds=2, tracking=False)
+    out = capsys.readouterr().out
+    assert "generating synthetic street scenes" in out and "dice hybrid_unet_resdec - unet" in out
+    assert set(summary["arms"]) == {"unet", "hybrid_unet_resdec"} and len(summary["arms"]["unet"]["dice"]) == 2
+
+
+def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out_split(tiny_config, tmp_path, monkeypatch):
+    """Runs go seed by seed; each finished one is a JSON line; a rerun reads those back
+    and trains only what is missing. The test split is scored on the best checkpoint."""
+    from hybridunet import compare
+    from hybridunet.data.synthetic import synthesize
+
+    data = synthesize(tmp_path / "data", train=4, val=2, test=3, size=32)
+    config = tiny_config(data, tmp_path / "unused", "tracking.enabled=false", "train.epochs=1")
+    configs = [("a", config), ("b", config.model_copy(update={"optim": config.optim.model_copy(update={"lr": 0.01})}))]
+    journal = tmp_path / "runs.jsonl"
+    real, calls = compare.fit, []
+
+    def stop_at_third(run_config, callbacks=()):
+        calls.append((run_config.tracking.run_name))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(run_config, callbacks)
+
+    monkeypatch.setattr(compare, "fit", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp", tracking=False, journal=journal, test_split="test")
+    assert calls == ["a-s0", "b-s0", "a-s1"]
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [(r["label"], r["seed"]) for r in lines] == [("a", 0), ("b", 0)]
+    monkeypatch.setattr(compare, "fit", real)
+    progress: list[str] = []
+    arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp2", tracking=False, journal=journal,
+                          test_split="test", progress=progress.append)
+    assert [line.endswith(f"(from {journal})") for line in progress] == [True, True, False, False]
+    assert arms[0].values("dice")[0] == lines[0]["dice"] and len(journal.read_text().splitlines()) == 4
+    from hybridunet.engine import evaluate_checkpoint
+
+    best = tmp_path / "cmp2" / "b-s1" / "best.safetensors"
+    assert arms[1].values("test_dice")[1] == pytest.approx(evaluate_checkpoint(best, data=data, split="test")["dice"],
+                                                           abs=1e-9)
+    assert all(len(a.values("test_dice")) == 2 for a in arms)
+    journal.write_text(journal.read_text() + "not json\n")
+    with pytest.raises(DataError, match=r"runs\.jsonl, line 5: not a run of this journal"):
+        run_comparison(configs, [0], tracking=False, journal=journal)
+
+
+def test_paired_statistics_agree_with_scipy_and_statsmodels():
+    """The paired t-test, the detectable difference at 80% power and Holm's correction,
+    each against an independent implementation."""
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestPower
+
+    from hybridunet.compare import holm, paired
+    from hybridunet.results import Arm, RunRecord, Scores
+
+    def arm(label, seeds, dice):
+        return Arm(label, tuple(RunRecord(label, s, Scores(d, d)) for s, d in zip(seeds, dice)))
+
+    a = arm("a", [0, 1, 2, 3], [0.50, 0.55, 0.52, 0.58])
+    b = arm("b", [3, 1, 0, 2], [0.61, 0.57, 0.56, 0.55])  # seeds out of order: paired by seed
+    d = paired(a, b)
+    assert d.diffs == pytest.approx([0.03, 0.02, 0.06, 0.03])
+    assert d.p_value == pytest.approx(stats.ttest_rel([0.56, 0.57, 0.55, 0.61], [0.50, 0.55, 0.52, 0.58]).pvalue)
+    effect = TTestPower().solve_power(nobs=4, alpha=0.05, power=0.8, alternative="two-sided")
+    assert d.detectable == pytest.approx(effect * np.std(d.diffs, ddof=1), rel=1e-4)
+    p_values = [0.01, 0.04, 0.03, 0.005, float("nan")]
+    expected = multipletests(p_values[:4], method="holm")[1]
+    assert holm(p_values)[:4] == pytest.approx(list(expected)) and np.isnan(holm(p_values)[4])
+
+
+def test_compare_refuses_a_repeated_seed_and_a_zero_count(tiny_yaml, capsys):
+    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--seeds", "1", "2", "1"]) == 2
+    assert "seed(s) [1] listed more than once" in capsys.readouterr().err
+    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--seeds", "0"]) == 2
+    assert "--seeds 0" in capsys.readouterr().err
+
+
+def record(label, seed, dice, test=None):
+    from hybridunet.results import RunRecord, Scores
+
+    return RunRecord(label, seed, Scores(dice, dice / 2), None if test is None else Scores(test, test / 2),
+                     config_hash="abc")
+
+
+def test_a_record_round_trips_through_a_journal_line_and_reads_old_lines(tmp_path):
+    from hybridunet.results import RunRecord, append_journal, read_journal
+
+    full = record("unet+skip=attention_gate", 3, 0.5, test=0.4)
+    append_journal(tmp_path / "j.jsonl", full)
+    old = {"label": "unet:skip=attention_gate,bottleneck=aspp", "seed": 1, "dice": 0.3, "miou": 0.2,
+           "per_class_dice": {"road": 0.9}, "seconds": 4.0}  # quality.py's old arm syntax, no hash, no test
+    with (tmp_path / "j.jsonl").open("a") as f:
+        f.write(json.dumps(old) + "\n")
+    runs = read_journal(tmp_path / "j.jsonl")
+    assert runs[full.key] == full
+    legacy = runs[("unet+skip=attention_gate+bottleneck=aspp", 1, None)]
+    assert legacy.value("dice") == 0.3 and legacy.value("test_dice") is None and legacy.val.per_class_dice == {
+        "road": 0.9}
+    assert RunRecord.from_json(full.to_json()) == full
+
+
+def test_pairing_goes_by_seed_and_names_the_seeds_a_missing_test_score_leaves_out(tmp_path, tiny_config):
+    """A journal that mixes records with and without test scores pairs only the seeds both
+    arms have, and says which were left out."""
+    from hybridunet.compare import paired, table
+    from hybridunet.results import append_journal, group, read_journal
+
+    journal = tmp_path / "mixed.jsonl"
+    for r in [record("a", 0, 0.50, 0.40), record("b", 0, 0.60, 0.45), record("a", 1, 0.52),
+              record("b", 1, 0.58, 0.47), record("a", 2, 0.51, 0.42), record("b", 2, 0.61, 0.50)]:
+        append_journal(journal, r)
+    a, b = group(read_journal(journal).values())
+    val, test = paired(a, b, "dice"), paired(a, b, "test_dice")
+    assert val.seeds == (0, 1, 2) and val.diffs == pytest.approx((0.10, 0.06, 0.10))
+    assert test.seeds == (0, 2) and test.diffs == pytest.approx((0.05, 0.08))  # never seed 1's 0.47 against seed 2
+    assert test.left_out == {"b": (1,)}
+    assert "seeds [1] of b left out" in test.line()
+    assert "test_dice b - a: +0.0650" in table([a, b])
+
+
+def test_an_arm_refuses_a_second_record_of_a_seed_and_records_of_another_label():
+    from hybridunet.errors import UsageError
+    from hybridunet.results import Arm
+
+    with pytest.raises(UsageError, match=r"arm 'a' holds seed\(s\) \[0\] more than once"):
+        Arm("a").add(record("a", 0, 0.1)).add(record("a", 0, 0.2))
+    with pytest.raises(UsageError, match=r"arm 'a' was given records labelled \['b'\]"):
+        Arm("a", (record("b", 0, 0.1),))
+
+
+@pytest.mark.parametrize("argv,seeds,epochs", [
+    (["--seeds", "2", "train.epochs=1"], [0, 1], 1),  # a count, then overrides
+    (["--seeds", "0", "2", "train.epochs=1"], [0, 2], 1),  # several seeds, then overrides
+    (["train.epochs=1", "--seeds", "1:3"], [1, 2], 1),  # overrides before the flag, a range
+])
+def test_compare_seeds_take_a_count_a_range_or_several_and_overrides_around_them(argv, seeds, epochs, tiny_yaml,
+                                                                              monkeypatch, capsys):
+    from hybridunet import compare
+
+    trained = []
+
+    def fake_fit(config, callbacks=()):
+        trained.append((config.seed, config.train.epochs, config.data.root))
+        return {"dice": 0.5 + config.seed / 100, "miou": 0.3, "per_class_dice": {}, "checkpoint": "x"}
+
+    monkeypatch.setattr(compare, "fit", fake_fit)
+    assert main(["compare", "--configs", str(tiny_yaml), str(tiny_yaml), *argv, "data.root=syn",
+                 "tracking.enabled=false"]) == 0
+    assert [t[0] for t in trained] == [s for s in seeds for _ in range(2)]
+    assert {t[1:] for t in trained} == {(epochs, "syn")}
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["arms"]["tiny-1"]["seeds"] == seeds
