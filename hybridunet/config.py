@@ -279,17 +279,38 @@ def parse_config(tree: dict[str, Any], source: str = "config") -> ExperimentConf
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
-                lines.append(f"  {key}: unknown key (value {e['input']!r})")
-            else:
-                shown = "" if isinstance(e["input"], dict) else f" (got {e['input']!r})"
-                lines.append(f"  {key or '<root>'}: {e['msg']}{shown}")
-        raise ConfigError(f"invalid {source}:\n" + "\n".join(lines)) from None
+        raise invalid(source, err) from None
     except KeyError as err:  # an unknown model or loss name
         raise ConfigError(f"invalid {source}: {err}") from None
+
+
+def invalid(source: str, err: ValidationError) -> ConfigError:
+    """One line naming every bad key of `source`, its value and what is allowed."""
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key (value {e['input']!r})")
+        else:
+            shown = "" if isinstance(e["input"], dict) else f" (got {e['input']!r})"
+            problems.append(f"{key}: {e['msg'].replace(chr(10), ' ')}{shown}")
+    return ConfigError(f"invalid {source}: " + "; ".join(problems))
+
+
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file read with ``yaml.safe_load``; a missing or malformed file fails in one line."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder, not a YAML file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -297,14 +318,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     tree: dict[str, Any] = {}
     source = "overrides"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        tree = read_yaml(path) or {}
         if not isinstance(tree, dict):
             raise ConfigError(f"{path} must hold a mapping of sections, got {type(tree).__name__}")
     return parse_config(apply_overrides(tree, overrides), source)

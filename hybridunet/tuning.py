@@ -30,7 +30,7 @@ import yaml
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hybridunet.config import ExperimentConfig, apply_overrides, parse_config
+from hybridunet.config import ExperimentConfig, apply_overrides, invalid, parse_config, read_yaml
 from hybridunet.engine import Callback, Run, fit
 from hybridunet.errors import ConfigError, UsageError
 
@@ -105,17 +105,11 @@ def load_search_space(path: str | Path, base: ExperimentConfig) -> SearchSpace:
     """Read and check a search space: every key must be a config key that accepts each
     bound or choice (checked by validating a config with it)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"search space {path} not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    raw = read_yaml(path, "search space")
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as err:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise ConfigError(f"invalid search space {path}:\n" + "\n".join(lines)) from None
+        raise invalid(f"search space {path}", err) from None
     tree = base.to_dict()
     for key, spec in space.params.items():
         samples = spec.choices if spec.type == "categorical" else [spec.low, spec.high]
@@ -123,9 +117,10 @@ def load_search_space(path: str | Path, base: ExperimentConfig) -> SearchSpace:
             if spec.type == "int":
                 value = int(value)
             try:
-                parse_config(_set(tree, key, value), f"search space {path}")
+                parse_config(_set(tree, key, value), "the config")
             except ConfigError as err:
-                raise ConfigError(f"search space {path}: params.{key} = {value!r} does not fit the config:\n{err}") from None
+                raise ConfigError(f"search space {path}: params.{key} = {value!r} does not fit the config "
+                                  f"({str(err).removeprefix('invalid the config: ')})") from None
     return space
 
 
