@@ -229,3 +229,31 @@ def test_a_trained_model_is_an_mlflow_model_that_pyfunc_loads_and_predicts(track
     onnx_out = mlflow.pyfunc.load_model(uri).predict(batch)
     np.testing.assert_allclose(np.asarray(next(iter(onnx_out.values())) if isinstance(onnx_out, dict) else onnx_out),
                                expected, atol=1e-4, rtol=1e-4)
+
+
+# Variables by which MLflow switches its telemetry off by itself (pytest, CI services): a user's
+# shell has none of them, so the test removes them to see what a user's run writes.
+TELEMETRY_QUIET = ("PYTEST_", "CI", "GITHUB_ACTIONS", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
+                   "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION",
+                   "CLOUD_RUN_EXECUTION", "RUNBOT_", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "XDG_")
+
+
+def test_a_tracked_training_writes_no_mlflow_telemetry_or_config_into_home(tiny_yaml, tiny_data, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TELEMETRY_QUIET)}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).parents[1]))
+    proc = subprocess.run([sys.executable, "-m", "hybridunet", "train", "--config", str(tiny_yaml),
+                           f"data.root={tiny_data}", f"train.out_dir={tmp_path / 'run'}", "train.epochs=1",
+                           "tracking.enabled=true", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                           "tracking.log_images=0"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["run_id"]
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()
+                     and not p.relative_to(home).parts[0] == ".cache")  # libraries' caches (matplotlib fonts) are fine
+    assert written == [], written
+    # a user who wants telemetry keeps the choice
+    code = "import os, hybridunet.tracking; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"
+    kept = subprocess.run([sys.executable, "-c", code], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert kept.stdout.strip() == "false", kept.stderr[-2000:]
