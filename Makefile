@@ -25,6 +25,7 @@ demo: install
 	$(VENV)/bin/hybridunet demo
 
 test: install-dev
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 clean:

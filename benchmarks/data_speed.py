@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_speed import measure
 
 from hybridunet.data import CityscapesPairs, ColorMapper, make_loader, train_transform
 from hybridunet.data.base import read_image
 from hybridunet.data.synthetic import write_split
-from train_speed import measure
 
 
 def loader_speed(data: CityscapesPairs, workers: int, batch: int, images: int) -> float:
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
           for name, rate in train_rates.items()),
         (f"loader (0 workers) / {fastest} train step", f"{rates[0] / train_rates[fastest]:.0f}x"),
     ]
-    print(f"data_speed at {args.size}x{args.size}, batch {args.batch}, {platform.processor() or platform.machine()}, torch {torch.__version__}")
+    cpu = platform.processor() or platform.machine()
+    print(f"data_speed at {args.size}x{args.size}, batch {args.batch}, {cpu}, torch {torch.__version__}")
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value:>14}")

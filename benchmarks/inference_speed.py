@@ -19,9 +19,9 @@ import resource
 import subprocess
 import sys
 import time
+from functools import partial
 
 import torch
-
 from common import machine, print_json, print_table, sync
 
 import hybridunet as hu
@@ -78,11 +78,11 @@ def one(name: str, batch: int, size: int, seconds: float, device: torch.device, 
             session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         del model
         feed = {"image": x.contiguous().numpy()}
-        call = lambda: session.run(None, feed)  # noqa: E731
+        call = partial(session.run, None, feed)
     else:
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if runtime == "bf16"
                     else contextlib.nullcontext())
-        call = lambda: model(x)  # noqa: E731
+        call = partial(model, x)
     before = resident_bytes()
     reset_peak()
     if device.type == "cuda":

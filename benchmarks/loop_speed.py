@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from common import machine, print_json, print_table
 from train_speed import measure
 

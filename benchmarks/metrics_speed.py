@@ -14,9 +14,8 @@ import argparse
 import math
 
 import torch
-from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
-
 from common import machine, print_json, print_table, timed
+from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
 
 from hybridunet.metrics import ConfusionMatrix
 

@@ -43,8 +43,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import yaml
-
 from common import print_json
 
 from hybridunet.compare import holm, mean_std, paired, run_comparison, table

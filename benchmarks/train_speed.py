@@ -21,7 +21,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from common import machine, matmul_peak, print_json, print_table, sync, timed
 
 import hybridunet as hu

@@ -26,7 +26,7 @@ import ctypes.util
 import os
 import platform
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 # mallopt parameters and glibc's defaults for them (malloc.h, mallopt(3)).
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4

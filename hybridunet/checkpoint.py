@@ -90,7 +90,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(f"{path}: its hybridunet metadata is not JSON ({err})") from None
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", num_classes: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: str | Path, device: str | torch.device = "cpu",
+               num_classes: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model its metadata describes and load its weights strictly.
 
     `num_classes`, when given, must match the checkpoint's. A mismatch of architecture
@@ -101,7 +102,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", num_classes
     tensors, meta = read_checkpoint(path)
     spec = dict(meta["model"])
     if num_classes is not None and num_classes != spec["num_classes"]:
-        raise CheckpointError(f"num_classes={num_classes} does not match checkpoint {path}, trained for {spec['num_classes']} classes")
+        raise CheckpointError(f"num_classes={num_classes} does not match checkpoint {path}, "
+                              f"trained for {spec['num_classes']} classes")
     model = create_model(spec.pop("name"), **spec)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     load_weights(model, state, path)

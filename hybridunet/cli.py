@@ -6,8 +6,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hybridunet import __version__  # the package's __init__ imports nothing heavy: --help answers at once
 
@@ -123,7 +123,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         labels = [c.model.label for c in configs]
         if len(set(labels)) < len(labels):  # two configs of one model: name them by their files
             labels = [Path(c).stem for c in args.configs]
-            labels = [f"{l}-{i + 1}" if labels.count(l) > 1 else l for i, l in enumerate(labels)]
+            labels = [f"{stem}-{i + 1}" if labels.count(stem) > 1 else stem for i, stem in enumerate(labels)]
         tracking = all(c.tracking.enabled for c in configs)
         arms = run_comparison(list(zip(labels, configs)), seeds, tracking=tracking,
                               progress=lambda line: print(line, flush=True))

@@ -12,10 +12,11 @@ import math
 import re
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -23,8 +24,7 @@ from scipy import stats
 from hybridunet.config import ExperimentConfig
 from hybridunet.engine import Callback, Run, fit, json_safe
 from hybridunet.errors import UsageError
-from hybridunet.results import (METRICS, Arm, RunRecord, append_journal, check_seeds, group, read_journal,
-                                scores_of)
+from hybridunet.results import METRICS, Arm, RunRecord, append_journal, check_seeds, group, read_journal, scores_of
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,7 +45,7 @@ class BuilderSection(Section):
         return dict(self.model_extra or {})
 
     @model_validator(mode="after")
-    def _check_keywords(self) -> "BuilderSection":
+    def _check_keywords(self) -> BuilderSection:
         try:
             self.registry().check_keywords(self.name, self.kwargs)
         except TypeError as err:  # pydantic reports ValueErrors with the key
@@ -76,7 +77,7 @@ class ModelConfig(BuilderSection):
         return {"num_classes": self.num_classes, **self.kwargs}
 
     @model_validator(mode="after")
-    def _check_part_names(self) -> "ModelConfig":
+    def _check_part_names(self) -> ModelConfig:
         from hybridunet.models import check_parts
 
         check_parts(self.kwargs)  # an unknown part fails here, naming the known ones
@@ -101,7 +102,7 @@ class LossConfig(BuilderSection):
         return _losses()
 
     @model_validator(mode="after")
-    def _check_values(self) -> "LossConfig":
+    def _check_values(self) -> LossConfig:
         if isinstance(self.class_weights, list) and any(w < 0 for w in self.class_weights):
             raise ValueError(f"loss.class_weights: weights must be >= 0, got {self.class_weights}")
         try:  # values the builder refuses (e.g. loss.threshold=1.5) fail here, naming the key
@@ -201,7 +202,7 @@ class ExperimentConfig(Section):
     tracking: TrackingConfig = Field(TrackingConfig(), json_schema_extra=RESUMABLE)
 
     @model_validator(mode="after")
-    def _check_across_sections(self) -> "ExperimentConfig":
+    def _check_across_sections(self) -> ExperimentConfig:
         weights, n = self.loss.class_weights, self.model.num_classes
         if isinstance(weights, list) and len(weights) != n:
             raise ValueError(f"loss.class_weights has {len(weights)} weights for model.num_classes={n}")

@@ -5,7 +5,7 @@ Soft Dice and focal come from segmentation-models-pytorch; `bce` is the study's 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -68,7 +68,7 @@ class ConfusionMatrix:
         counts = torch.bincount(index.view(-1), minlength=cells + 1)[:cells]
         self.matrix += counts.view(self.num_classes, self.num_classes).to(self.matrix.device)
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add another matrix's counts (e.g. from another process) into this one."""
         if other.num_classes != self.num_classes:
             raise ValueError(f"cannot merge {other.num_classes}-class counts into {self.num_classes}-class counts")

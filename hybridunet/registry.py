@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from typing import Any, Callable, Generic, Iterator, TypeVar, overload
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar, overload
 
 from hybridunet.errors import UnknownNameError
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from hybridunet.errors import DataError, UsageError
 
@@ -59,7 +60,7 @@ class RunRecord:
         value = getattr(scores, name) if scores is not None else None
         return None if value is None or not math.isfinite(value) else float(value)
 
-    def with_test(self, test: Scores) -> "RunRecord":
+    def with_test(self, test: Scores) -> RunRecord:
         return replace(self, test=test)
 
     def to_json(self) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class RunRecord:
         return line
 
     @classmethod
-    def from_json(cls, line: Mapping[str, Any]) -> "RunRecord":
+    def from_json(cls, line: Mapping[str, Any]) -> RunRecord:
         """A journal line of any version: v1 lines have no config hash, older lines no test
         scores, and an arm of the old quality.py syntax (`unet:skip=x`) reads as its label."""
         test = None
@@ -121,7 +122,7 @@ class Arm:
         if other:
             raise UsageError(f"arm {self.label!r} was given records labelled {other}")
 
-    def add(self, record: RunRecord) -> "Arm":
+    def add(self, record: RunRecord) -> Arm:
         return Arm(self.label, (*self.records, record))
 
     @property

@@ -95,7 +95,7 @@ def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out
     real, calls = compare.fit, []
 
     def stop_at_third(run_config, callbacks=()):
-        calls.append((run_config.tracking.run_name))
+        calls.append(run_config.tracking.run_name)
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real(run_config, callbacks)

@@ -69,8 +69,8 @@ def test_synthetic_scenes_have_cityscapes_class_balance_at_a_small_size():
 
 def reference_names() -> list[str]:
     """The 19 evaluated classes in trainId order, from cityscapesscripts."""
-    return [label.name for label in sorted((l for l in reference.labels if 0 <= l.trainId < 255),
-                                           key=lambda l: l.trainId)]
+    return [label.name for label in sorted((x for x in reference.labels if 0 <= x.trainId < 255),
+                                           key=lambda x: x.trainId)]
 
 
 def test_same_seed_gives_the_same_data(synth, tmp_path):

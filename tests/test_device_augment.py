@@ -9,8 +9,16 @@ import torch
 from albumentations.augmentations.pixel import functional as fpixel
 
 from hybridunet.data import open_dataset, train_transform
-from hybridunet.data.device_augment import (AugmentParams, augment_batch, brightness, contrast, draw_params, hue,
-                                            saturation, scale_and_crop)
+from hybridunet.data.device_augment import (
+    AugmentParams,
+    augment_batch,
+    brightness,
+    contrast,
+    draw_params,
+    hue,
+    saturation,
+    scale_and_crop,
+)
 from hybridunet.data.in_memory import InMemoryLoader, decode_split
 from hybridunet.engine import fit
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 import torch
+from mlflow.tracking import MlflowClient
 
 from hybridunet.data.loader import EpochSampler
 from hybridunet.engine import evaluate_checkpoint, json_safe
@@ -42,7 +41,7 @@ def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_y
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [l for l in done.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1  # only rank 0 reports
     trained = json.loads(lines[0])
 
@@ -64,6 +63,6 @@ def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_y
 
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    again = json.loads([l for l in resumed.stdout.splitlines() if l.startswith("{")][0])
+    again = json.loads([line for line in resumed.stdout.splitlines() if line.startswith("{")][0])
     assert again == trained  # a finished run resumes to the same result and the same MLflow run
     assert client.get_run(trained["run_id"]).info.status == "FINISHED"

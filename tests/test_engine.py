@@ -8,7 +8,7 @@ import torch
 
 from hybridunet.checkpoint import load_model, read_checkpoint
 from hybridunet.cli import main
-from hybridunet.engine import Callback, NonFiniteLossError, fit
+from hybridunet.engine import NonFiniteLossError, fit
 
 
 @pytest.fixture
@@ -136,8 +136,8 @@ def test_a_bf16_run_on_the_cpu_stays_finite_and_keeps_fp32_state(tiny_config, da
 
 
 def test_auto_precision_follows_the_device():
-    from hybridunet.engine import resolve_precision
     from hybridunet.device import cpu_has_fast_bf16
+    from hybridunet.engine import resolve_precision
     from hybridunet.errors import ConfigError
 
     cpu = torch.device("cpu")

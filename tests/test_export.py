@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-import hybridunet as hu
-from hybridunet.checkpoint import load_model, save_checkpoint
+from hybridunet.checkpoint import load_model
 from hybridunet.cli import main
-from hybridunet.config import parse_config
 
 pytest.importorskip("onnxruntime")
 
@@ -98,14 +95,15 @@ def test_tiled_prediction_blends_tiles_and_equals_whole_image_prediction_within_
     assert np.array_equal(predict(model, image, tile=96), whole)  # one tile covers it: no padding, no blend
     x = torch.randn(1, 3, 80, 112, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        run = lambda window: model(window)  # noqa: E731
+        run = model
         seen = []
         tiled = tiled_logits(lambda w: (seen.append(w.shape[-2:]), run(w))[1], x, 64, 0.5, "linear")
         # the same blend computed by hand: every window's logits weighed by its window, normalised
         expected, weight = torch.zeros(1, 5, 80, 112), torch.zeros(80, 112)
         for top in (0, 16):
             for left in (0, 32, 48):
-                expected[..., top:top + 64, left:left + 64] += run(x[..., top:top + 64, left:left + 64]) * blend_window(64, 64, "linear")
+                window = x[..., top:top + 64, left:left + 64]
+                expected[..., top:top + 64, left:left + 64] += run(window) * blend_window(64, 64, "linear")
                 weight[top:top + 64, left:left + 64] += blend_window(64, 64, "linear")
     assert seen == [(64, 64)] * 6
     torch.testing.assert_close(tiled, expected / weight)

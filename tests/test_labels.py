@@ -13,8 +13,8 @@ from hybridunet.data.labels import (
 
 
 def test_label_table_matches_cityscapesscripts():
-    ours = [(l.name, l.id, l.train_id, l.category, l.color) for l in LABELS]
-    theirs = [(l.name, l.id, l.trainId, l.category, l.color) for l in reference.labels]
+    ours = [(x.name, x.id, x.train_id, x.category, x.color) for x in LABELS]
+    theirs = [(x.name, x.id, x.trainId, x.category, x.color) for x in reference.labels]
     assert ours == theirs
     assert CLASS_NAMES == tuple(reference.trainId2label[i].name for i in range(19))
 
@@ -28,13 +28,13 @@ def test_label_id_table_matches_cityscapesscripts():
 
 def _expected_train_id(color):
     """The evaluated class wins where labels share a colour; void colours are ignore."""
-    train_ids = {l.trainId for l in reference.labels if l.color == color}
+    train_ids = {x.trainId for x in reference.labels if x.color == color}
     evaluated = sorted(t for t in train_ids if 0 <= t < 255)
     return evaluated[0] if evaluated else 255
 
 
 def test_jpeg_compressed_patches_of_every_label_colour_land_on_their_class():
-    colors = sorted({l.color for l in reference.labels})
+    colors = sorted({x.color for x in reference.labels})
     patch = 16
     image = np.zeros((patch, patch * len(colors), 3), np.uint8)
     for i, color in enumerate(colors):

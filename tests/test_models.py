@@ -203,7 +203,8 @@ def test_smp_encoder_weights_load_from_a_local_file(tmp_path, offline):
     hu.create_model("smp_unet", num_classes=5, weights_path=tmp_path / "whole.pth")
 
     save_file({"conv1.weight": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(ValueError, match=r"other\.safetensors do not fit ResNetEncoder: missing keys \[bn1\.weight.*conv1\.weight \(1,\) vs \(64, 3, 7, 7\)"):
+    expected = r"other\.safetensors do not fit ResNetEncoder: missing keys \[bn1\.weight.*conv1\.weight \(1,\) vs \(64, 3, 7, 7\)"
+    with pytest.raises(ValueError, match=expected):
         hu.create_model("smp_unet", weights_path=tmp_path / "other.safetensors")
 
 

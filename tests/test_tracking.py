@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 import hybridunet
 from hybridunet.compare import arms_from_mlflow, run_comparison
 from hybridunet.engine import fit
-from hybridunet.errors import DataError
 from hybridunet.tracking import MLflowCallback
 
 
@@ -238,14 +237,15 @@ TELEMETRY_QUIET = ("PYTEST_", "CI", "GITHUB_ACTIONS", "CIRCLECI", "GITLAB_CI", "
                    "CLOUD_RUN_EXECUTION", "RUNBOT_", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "XDG_")
 
 
-def test_a_tracked_training_writes_no_mlflow_telemetry_or_config_into_home(tiny_yaml, tiny_data, tmp_path):
+def test_a_tracked_training_writes_no_mlflow_telemetry_or_config_into_home(tiny_yaml, tiny_data, mlflow_store,
+                                                                           tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(TELEMETRY_QUIET)}
     env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).parents[1]))
     proc = subprocess.run([sys.executable, "-m", "hybridunet", "train", "--config", str(tiny_yaml),
                            f"data.root={tiny_data}", f"train.out_dir={tmp_path / 'run'}", "train.epochs=1",
-                           "tracking.enabled=true", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+                           "tracking.enabled=true", f"tracking.uri={mlflow_store}",
                            "tracking.log_images=0"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["run_id"]

@@ -171,10 +171,14 @@ def test_an_unreachable_storage_fails_at_once_naming_host_and_port(tiny_yaml, tm
 @pytest.mark.parametrize(
     "params,message",
     [
-        ({"optim.lrr": {"type": "float", "low": 1e-4, "high": 1e-2}}, r"params\.optim\.lrr = 0\.0001 does not fit.*optim\.lrr: unknown key"),
-        ({"optim.lr": {"type": "float", "low": 1, "high": 0.1}}, r"params\.optim\.lr: Value error, a float parameter needs 'low' <= 'high'"),
-        ({"model.bottleneck": {"type": "categorical", "choices": ["aspp", "nope"]}}, r"params\.model\.bottleneck = 'nope'.*unknown bottleneck 'nope'"),
-        ({"optim.lr": {"type": "uniform", "low": 0, "high": 1}}, r"params\.optim\.lr\.type: Input should be 'float', 'int' or 'categorical'"),
+        ({"optim.lrr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+         r"params\.optim\.lrr = 0\.0001 does not fit.*optim\.lrr: unknown key"),
+        ({"optim.lr": {"type": "float", "low": 1, "high": 0.1}},
+         r"params\.optim\.lr: Value error, a float parameter needs 'low' <= 'high'"),
+        ({"model.bottleneck": {"type": "categorical", "choices": ["aspp", "nope"]}},
+         r"params\.model\.bottleneck = 'nope'.*unknown bottleneck 'nope'"),
+        ({"optim.lr": {"type": "uniform", "low": 0, "high": 1}},
+         r"params\.optim\.lr\.type: Input should be 'float', 'int' or 'categorical'"),
     ],
 )
 def test_a_bad_search_space_entry_fails_naming_it(tiny_config, params, message, tmp_path):
@@ -199,7 +203,7 @@ def test_workers_creating_a_new_storage_together_use_the_schema_one_of_them_made
             raise sqlalchemy.exc.OperationalError("CREATE TABLE", {}, Exception("table study_user_attributes already exists"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tuning.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(tuning.storage.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
     assert isinstance(tuning.open_storage(f"sqlite:///{tmp_path / 'new.db'}"), real) and len(calls) == 2
 

@@ -128,8 +128,10 @@ def hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     # back to RGB from (h in 0..180, s and v in 0..255)
     hh = h / 30
     chroma = v * s / 255
-    k = lambda n: (n + hh) % 6  # noqa: E731
-    channel = lambda n: v - chroma * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)  # noqa: E731
+    def channel(n: int) -> torch.Tensor:  # the standard HSV -> RGB formula, f(n) for n = 5, 3, 1
+        k = (n + hh) % 6
+        return v - chroma * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+
     return _bytes(torch.stack([channel(5), channel(3), channel(1)], 1))
 
 

@@ -9,16 +9,16 @@ Devices and precision are `hybridunet.device`'s; `Precision`, `pick_device` and
 `resolve_precision` are re-exported here.
 """
 
-from hybridunet.engine.build import build_loss, build_model, class_names, open_split
 from hybridunet.device import Precision, pick_device, resolve_precision
-from hybridunet.engine.training import fit, seed_everything
+from hybridunet.engine.build import build_loss, build_model, class_names, open_split
 from hybridunet.engine.inference import evaluate_checkpoint, predict
 from hybridunet.engine.loops import NonFiniteLossError, evaluate
 from hybridunet.engine.optim import build_optimizer, build_scheduler
 from hybridunet.engine.run import Callback, Run, json_safe
+from hybridunet.engine.training import fit, seed_everything
 
 __all__ = [
     "Callback", "NonFiniteLossError", "Precision", "Run", "build_loss", "build_model", "build_optimizer",
-    "build_scheduler", "class_names", "evaluate", "evaluate_checkpoint", "fit", "json_safe", "pick_device",
+    "build_scheduler", "class_names", "evaluate", "open_split", "evaluate_checkpoint", "fit", "json_safe", "pick_device",
     "predict", "resolve_precision", "seed_everything",
 ]

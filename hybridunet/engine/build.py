@@ -8,8 +8,15 @@ import torch
 from torch import nn
 
 from hybridunet.config import ExperimentConfig
-from hybridunet.data import (CLASS_NAMES, NUM_CLASSES, eval_transform, folder_class_names, open_dataset,
-                             resolve_format, train_transform)
+from hybridunet.data import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    eval_transform,
+    folder_class_names,
+    open_dataset,
+    resolve_format,
+    train_transform,
+)
 from hybridunet.data.base import SegmentationDataset
 from hybridunet.device import Precision
 from hybridunet.losses import LOSSES

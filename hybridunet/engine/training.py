@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +23,8 @@ from hybridunet.allocator import retained_cpu_memory
 from hybridunet.checkpoint import atomic_write, read_checkpoint, save_checkpoint
 from hybridunet.config import ExperimentConfig
 from hybridunet.data import make_loader
-from hybridunet.engine.build import build_loss, build_model, class_names, open_split, resolve_class_weights
 from hybridunet.device import hardware_name, resolve_precision
+from hybridunet.engine.build import build_loss, build_model, class_names, open_split, resolve_class_weights
 from hybridunet.engine.loops import evaluate, train_epoch
 from hybridunet.engine.optim import build_optimizer, build_scheduler
 from hybridunet.engine.run import Callback, Run, json_safe
@@ -121,7 +122,7 @@ class _Training:
     scaler: torch.amp.GradScaler
 
     @classmethod
-    def assemble(cls, config, world, device, precision) -> "_Training":
+    def assemble(cls, config, world, device, precision) -> _Training:
         t = config.train
         shard = {"rank": world.rank, "num_replicas": world.size, "num_workers": config.data.num_workers,
                  "seed": config.seed}

@@ -6,9 +6,10 @@ CHANGELOG.md, so a run tagged with a preset always means one architecture.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

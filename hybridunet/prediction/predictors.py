@@ -53,7 +53,7 @@ class TorchPredictor(Predictor):
         self.meta = meta or {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "TorchPredictor":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> TorchPredictor:
         """The checkpoint's model on `device`, in the precision and memory format it trained
         with where the device supports them."""
         from hybridunet.checkpoint import load_model

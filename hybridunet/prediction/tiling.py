@@ -7,7 +7,8 @@ go through the same steps, so they give the same masks.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch

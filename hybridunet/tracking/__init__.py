@@ -3,7 +3,8 @@
 - store.py: tracking URI, experiments (opened on MLflow 3's runs table), offline default;
 - callback.py: `MLflowCallback`, one run per training;  - worker.py: the logging thread;
 - parent.py: `parent_run()`, for comparisons and studies; - provenance.py: a run's tags;
-- runs.py: finished runs read back as `RunRecord`s for `compare --experiment`.
+- runs.py: finished runs read back as `RunRecord`s for `compare --experiment`;
+- trials.py: `TrialRunCallback`, an Optuna trial's nested run.
 """
 
 import os
@@ -18,10 +19,11 @@ from hybridunet.tracking.parent import ParentRun, parent_run, shared_parent_id
 from hybridunet.tracking.provenance import git_commit, provenance_tags
 from hybridunet.tracking.runs import finished_runs, log_test_scores
 from hybridunet.tracking.store import DEFAULT_URI, EXPERIMENT_KIND, experiment_id, tracking_uri
+from hybridunet.tracking.trials import TrialRunCallback
 from hybridunet.tracking.worker import LogWorker
 
 __all__ = [
     "DEFAULT_URI", "EPOCH_METRICS", "EXPERIMENT_KIND", "LogWorker", "MLflowCallback", "ParentRun",
     "epoch_values", "experiment_id", "finished_runs", "git_commit", "panel_picture", "parent_run",
-    "log_test_scores", "provenance_tags", "shared_parent_id", "tracking_uri",
+    "log_test_scores", "provenance_tags", "shared_parent_id", "tracking_uri", "TrialRunCallback",
 ]

@@ -55,7 +55,8 @@ def test_sigkill_then_resume_continues_and_matches_an_uninterrupted_run(tiny_yam
     uri = mlflow_store
     expected = fit(load_config(tiny_yaml, train_cmd(tiny_yaml, tiny_data, tmp_path / "whole", uri)[6:]))  # in this process
 
-    proc = subprocess.Popen(train_cmd(tiny_yaml, tiny_data, tmp_path / "killed", uri), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(train_cmd(tiny_yaml, tiny_data, tmp_path / "killed", uri), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
     wait_for_epoch(tmp_path / "killed", 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -91,7 +92,8 @@ def test_ctrl_c_ends_the_run_killed_keeps_the_last_checkpoint_and_exits_130(tiny
 
 def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_config, tiny_data, tmp_path, monkeypatch,
                                                                          mlflow_store):
-    from hybridunet.engine import build, training as fit_module
+    from hybridunet.engine import build
+    from hybridunet.engine import training as fit_module
 
     real = build.build_loss
 
