@@ -47,7 +47,7 @@ from common import print_json
 
 from hybridunet.compare import holm, mean_std, paired, run_comparison, table
 from hybridunet.config import parse_config
-from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic
+from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic, generator_record, read_record, splits_of, write_record
 from hybridunet.errors import UserError
 from hybridunet.models.presets import parse_label, preset_of
 from hybridunet.results import Arm, group, legacy_label, parse_seeds, read_journal
@@ -108,12 +108,11 @@ def parse_arm(spec: str, widths: list[int]) -> dict:
 def legacy_data(commit: str, out: Path, splits: dict[str, int], size: int, seed: int) -> None:
     """The set as the generator of `commit` wrote it: that commit's write_split, run from a
     git worktree in a separate process; a synthetic.json records the commit."""
-    record = {"generator": "hybridunet.data.synthetic", "commit": commit, "seed": seed, "size": size,
-              "splits": splits}
-    found = out / "synthetic.json"
-    if found.is_file():
-        if json.loads(found.read_text()) != record:
-            raise SystemExit(f"{found} records {found.read_text().strip()}; expected {record}: use another folder")
+    record = generator_record(seed, size, False, splits, commit=commit)
+    found = read_record(out)
+    if found is not None:
+        if found != record:
+            raise SystemExit(f"{out}/synthetic.json records {found}; expected {record}: use another folder")
         return
     code = ("import sys; from hybridunet.data.synthetic import write_split\n"
             "for split, n in " + repr(splits) + ".items():\n"
@@ -127,7 +126,7 @@ def legacy_data(commit: str, out: Path, splits: dict[str, int], size: int, seed:
                            env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tmp)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
-    found.write_text(json.dumps(record, indent=2) + "\n")
+    write_record(out, record)
 
 
 def data_folder(args: argparse.Namespace) -> Path:
@@ -138,7 +137,7 @@ def data_folder(args: argparse.Namespace) -> Path:
 
 def prepare_data(args: argparse.Namespace) -> Path:
     data = data_folder(args)
-    splits = {"train": args.train, "val": args.val, **({"test": args.test} if args.test else {})}
+    splits = splits_of(args.train, args.val, args.test)
     if not any((data / "val").glob("*.jpg")):
         print(f"generating the benchmark set in {data} ...", flush=True)
     if args.generator == "current":
