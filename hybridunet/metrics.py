@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 
 from hybridunet.data.labels import CLASS_NAMES, IGNORE_INDEX
 
 
 class ConfusionMatrix:
     """Accumulates a (num_classes x num_classes) confusion matrix, rows = truth, columns =
-    prediction, over any number of batches (and processes, with `all_reduce`).
+    prediction, over any number of batches (and of processes: `merge`, or under DDP the
+    evaluation loop's sum of `matrix` over ranks).
 
     `compute()` derives, per class c with tp, fp, fn counted over the whole set:
     Dice_c = 2 tp / (2 tp + fp + fn) and IoU_c = tp / (tp + fp + fn).
@@ -38,9 +38,6 @@ class ConfusionMatrix:
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = list(class_names)
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-
-    def reset(self) -> None:
-        self.matrix.zero_()
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -74,11 +71,6 @@ class ConfusionMatrix:
             raise ValueError(f"cannot merge {other.num_classes}-class counts into {self.num_classes}-class counts")
         self.matrix += other.matrix.to(self.matrix.device)
         return self
-
-    def all_reduce(self) -> None:
-        """Sum the counts of every process in the default group (no-op outside torch.distributed)."""
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.matrix)
 
     def compute(self) -> dict:
         """{'dice', 'miou', 'pixel_acc', 'per_class_dice', 'per_class_iou'} (per-class keyed by name)."""
