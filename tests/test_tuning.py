@@ -76,11 +76,12 @@ def test_a_hopeless_trial_is_pruned(tiny_config, tiny_data, tmp_path, monkeypatc
     assert len(study.trials[1].intermediate_values) < 3
 
 
-def _tune_cmd(tiny_yaml: Path, tmp_path: Path, space: Path, storage: str, trials: int, study: str, *extra: str) -> list[str]:
+def _tune_cmd(tiny_yaml: Path, tmp_path: Path, space: Path, storage: str, trials: int, study: str, *extra: str,
+              epochs: int = 2) -> list[str]:
     return [sys.executable, "-m", "hybridunet", "tune", "--config", str(tiny_yaml), "--search", str(space),
             "--trials", str(trials), "--storage", storage, "--study", study, *extra,
-            f"data.root={os.environ['TINY_DATA']}", "train.epochs=2", "data.limit_train=8", "data.limit_val=4",
-            "data.size=32", "tracking.enabled=false"]
+            f"data.root={os.environ['TINY_DATA']}", f"train.epochs={epochs}", "data.limit_train=8",
+            "data.limit_val=4", "data.size=32", "tracking.enabled=false"]
 
 
 @pytest.fixture
@@ -89,15 +90,17 @@ def env(tiny_data, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))
 
 
-def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(tiny_yaml, 
+def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_rerun_completes(tiny_yaml,
         env, tmp_path, shared_storage):
     storage, space = shared_storage, write_space(tmp_path)
+    running = []
     for attempt in range(3):  # the running trial may finish between the look and the kill: try again
-        cmd = _tune_cmd(tiny_yaml, tmp_path, space, storage, 4, f"killed{attempt}", "--heartbeat", "1")
+        # trials of 6 epochs: a window of seconds to catch one running on a loaded machine
+        cmd = _tune_cmd(tiny_yaml, tmp_path, space, storage, 4, f"killed{attempt}", "--heartbeat", "1", epochs=6)
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 180
-        while True:  # kill it mid-trial: one trial finished, the next one running
-            time.sleep(0.2)
+        while proc.poll() is None:  # kill it mid-trial: one trial finished, the next one running
+            time.sleep(0.1)
             try:
                 trials = optuna.load_study(study_name=f"killed{attempt}", storage=storage).get_trials()
             except KeyError:  # study not created yet
@@ -107,18 +110,20 @@ def test_a_killed_worker_leaves_a_running_trial_that_the_heartbeat_fails_and_a_r
             if finished and any(t.state == TrialState.RUNNING and set(t.params) == set(finished[0].params)
                                 for t in trials):
                 break
-            assert proc.poll() is None and time.time() < deadline, "no trial was running after a finished one"
+            assert time.time() < deadline, "no trial was running after a finished one"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         trials = optuna.load_study(study_name=f"killed{attempt}", storage=storage).get_trials()
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
         if running:
             break
+    assert running, "three attempts ended before a trial could be caught running"
     (left,) = running
     before = {t.number: t.params for t in trials if t.state in FINISHED}
     assert 1 <= len(before) < 4
     time.sleep(3.5)  # three heartbeats missed: the trial is stale
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    rerun = _tune_cmd(tiny_yaml, tmp_path, space, storage, 4, f"killed{attempt}", "--heartbeat", "1")  # 2 epochs
+    subprocess.run(rerun, cwd=tmp_path, check=True, capture_output=True)
     study = optuna.load_study(study_name=f"killed{attempt}", storage=storage)
     assert study.trials[left].state == TrialState.FAIL  # marked by the heartbeat, then run again
     after = study.get_trials(states=FINISHED)
