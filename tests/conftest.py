@@ -22,6 +22,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
+# Servers and tools the tests start (an `mlflow server`, say) inherit this: none of them writes
+# MLflow's telemetry id into the real home folder. The empty-HOME test removes it on purpose.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
