@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare configs over seeds (or finished runs of an MLflow experiment)."""
-    from hybridunet.compare import arms_from_mlflow, run_comparison, summary, table
+    from hybridunet.compare import Rule, arms_from_mlflow, run_comparison, run_sequential, summary, table
     from hybridunet.config import load_config
     from hybridunet.errors import UsageError
     from hybridunet.results import parse_seeds
@@ -113,23 +113,42 @@ def cmd_compare(args: argparse.Namespace) -> int:
         values = getattr(args, flag) or []
         args.overrides += [v for v in values if "=" in v]
         setattr(args, flag, [v for v in values if "=" not in v])
+    sequential = args.max_seeds is not None or args.budget is not None
+    decisions = []
+    if sequential and args.seeds:
+        raise UsageError("--seeds fixes the seeds; --max-seeds and --budget add seeds until decided: give one of them")
     if args.experiment:
         arms = arms_from_mlflow(args.experiment)
     else:
         if not args.configs or len(args.configs) < 2:
             raise UsageError("compare needs --configs A.yaml B.yaml (two or more), or --experiment NAME")
-        seeds = parse_seeds(args.seeds)
         configs = [load_config(path, args.overrides) for path in args.configs]
         labels = [c.model.label for c in configs]
         if len(set(labels)) < len(labels):  # two configs of one model: name them by their files
             labels = [Path(c).stem for c in args.configs]
             labels = [f"{stem}-{i + 1}" if labels.count(stem) > 1 else stem for i, stem in enumerate(labels)]
         tracking = all(c.tracking.enabled for c in configs)
-        arms = run_comparison(list(zip(labels, configs)), seeds, tracking=tracking,
-                              progress=lambda line: print(line, flush=True))
-    print(table(arms))
-    print(json.dumps(json_safe(summary(arms))))
+
+        def progress(line: str) -> None:
+            print(line, flush=True)
+
+        if sequential:
+            rule = Rule(args.max_seeds or 10, args.min_seeds, args.margin, metric=args.metric,
+                        budget_minutes=args.budget)
+            test_split = "test" if rule.metric in (None, "test_dice", "test_miou") and _has_test(configs) else None
+            arms, decisions = run_sequential(list(zip(labels, configs)), rule, tracking=tracking, progress=progress,
+                                             test_split=test_split)
+        else:
+            arms = run_comparison(list(zip(labels, configs)), parse_seeds(args.seeds or ["3"]), tracking=tracking,
+                                  progress=progress)
+    print(table(arms, decisions))
+    print(json.dumps(json_safe(summary(arms, decisions))))
     return 0
+
+
+def _has_test(configs) -> bool:
+    """Whether every config's data has a held-out test split (the default decider then)."""
+    return all(any((Path(c.data.root) / "test").glob("*")) for c in configs)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -318,9 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="train configs over seeds and test the difference")
     compare.add_argument("--configs", nargs="+", metavar="YAML", help="two or more experiment configs")
-    compare.add_argument("--seeds", nargs="+", default=["3"], metavar="K",
+    compare.add_argument("--seeds", nargs="+", metavar="K",
                          help="K: seeds 0..K-1 for every config (default 3); A:B: seeds A..B-1; "
                               "several numbers: those seeds")
+    compare.add_argument("--max-seeds", type=_positive, metavar="N",
+                         help="sequential: add seeds 0, 1, ... until every pair is decided, at most N")
+    compare.add_argument("--min-seeds", type=_positive, default=3, help="sequential: the first look (default 3)")
+    compare.add_argument("--margin", type=float, default=0.01,
+                         help="sequential: a difference this small is negligible (equivalence; default 0.01)")
+    compare.add_argument("--budget", type=float, metavar="MINUTES",
+                         help="sequential: start no seed that would pass this much training time (cap 10 seeds "
+                              "unless --max-seeds)")
+    compare.add_argument("--metric", choices=["dice", "miou", "test_dice", "test_miou"],
+                         help="sequential: what decides (default: test_dice where the data has test/, else dice)")
     compare.add_argument("--experiment", help="instead: compare finished runs of this MLflow experiment by label")
     compare.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every config")
     compare.set_defaults(func=cmd_compare)

@@ -8,6 +8,7 @@ its 95% t confidence interval and a paired t-test.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import sys
@@ -25,6 +26,7 @@ from hybridunet.config import ExperimentConfig
 from hybridunet.engine import Callback, Run, fit, json_safe
 from hybridunet.errors import UsageError
 from hybridunet.results import METRICS, Arm, RunRecord, append_journal, check_seeds, group, read_journal, scores_of
+from hybridunet.sequential import Look, decide
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,9 @@ def decision_metric(arms: Sequence[Arm]) -> str:
     return "test_dice" if arms and all(a.has("test_dice") for a in arms) else "dice"
 
 
-def table(arms: Sequence[Arm]) -> str:
-    """The comparison as plain text: mean ± std per arm, paired differences, per-class Dice."""
+def table(arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> str:
+    """The comparison as plain text: mean ± std per arm, paired differences (or, for a
+    sequential comparison, the rule's decisions), per-class Dice."""
     test = any(a.has("test_dice") for a in arms)
     head = f"{'config':<24} {'seeds':>5} {'val Dice':>17} {'val mIoU':>17}"
     lines = [head + (f" {'test Dice':>17}" if test else "") + f" {'s/run':>7}"]
@@ -141,8 +144,11 @@ def table(arms: Sequence[Arm]) -> str:
             row += f" {mean_std(list(arm.values('test_dice').values())):>17}"
         lines.append(f"{row} {seconds:>7}")
     metrics = ("dice", "miou", "test_dice") if test else ("dice", "miou")
-    for other in arms[1:]:
-        lines += [paired(arms[0], other, metric).line() for metric in metrics]
+    if decisions:
+        lines += [d.line() for d in decisions]
+    else:
+        for other in arms[1:]:
+            lines += [paired(arms[0], other, metric).line() for metric in metrics]
     classes = next((list(r.val.per_class_dice) for a in arms for r in a.records if r.val.per_class_dice), [])
     if classes:
         lines.append("")
@@ -157,9 +163,11 @@ def table(arms: Sequence[Arm]) -> str:
     return "\n".join(lines)
 
 
-def summary(arms: Sequence[Arm]) -> dict[str, Any]:
-    """The comparison as JSON-ready data."""
-    out: dict[str, Any] = {"arms": {}, "paired": [], "metric": decision_metric(arms)}
+def summary(arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> dict[str, Any]:
+    """The comparison as JSON-ready data (with `decisions`: one per pair, as the rule left it)."""
+    out: dict[str, Any] = {"arms": {}, "paired": [], "metric": decisions[0].metric if decisions else decision_metric(arms)}
+    if decisions:
+        out["decisions"] = [d.as_dict() for d in decisions]
     for arm in arms:
         entry: dict[str, Any] = {"seeds": arm.seeds, "run_ids": [r.run_id for r in arm.records]}
         for metric in METRICS:
@@ -194,35 +202,194 @@ def run_comparison(
     Runs go seed by seed, every arm within a seed, so a cut-off comparison still pairs.
     """
     check_seeds(seeds)
-    stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
-    out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
-    labels = [label for label, _ in configs]
-    arms = [Arm(label) for label in labels]
-    finished = read_journal(journal) if journal else {}
-    with _parent(configs[0][1], tracking, f"compare-{'-vs-'.join(labels)}-{stamp}",
-                 {"compare": "parent", "compare.labels": ",".join(labels)}) as parent:
-        if parent is not None:
-            parent.log_params({"configs": ",".join(labels), "seeds": ",".join(map(str, seeds))})
-        total, done = len(configs) * len(seeds), 0
+    with _Session(configs, out_dir, tracking, progress, journal, test_split, len(seeds)) as session:
+        if session.parent is not None:
+            session.parent.log_params({"seeds": ",".join(map(str, seeds))})
         for seed in seeds:
-            for index, (label, config) in enumerate(configs):
-                record = finished.get((label, seed, config.result_hash()))
-                if record is None or (test_split and record.test is None):
-                    record = train_record(label, config, seed, out_dir, parent, test_split)
-                    if journal:
-                        append_journal(journal, record)
-                    how = f"in {record.seconds:.0f} s"
-                else:
-                    how = f"(from {journal})"
-                arms[index] = arms[index].add(record)
-                done += 1
-                if progress is not None:
-                    test = f", test Dice {record.test.dice:.4f}" if record.test is not None else ""
-                    progress(f"[{done}/{total}] {label} seed {seed}: Dice {record.val.dice:.4f}, "
-                             f"mIoU {record.val.miou:.4f}{test} {how}")
-        if parent is not None:
-            _log_summary(parent, arms)
-    return arms
+            session.add_seed(seed)
+    return session.arms
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a sequential comparison stops: at the first decision of every pair (see
+    `hybridunet.sequential`), at `max_seeds`, or when the next seed would pass `budget_minutes`
+    of training in this call."""
+
+    max_seeds: int = 10
+    min_seeds: int = 3
+    margin: float = 0.01
+    level: float = 0.05
+    metric: str | None = None  # default: test_dice with a test split, else dice
+    budget_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.min_seeds <= self.max_seeds:
+            raise UsageError(f"--min-seeds {self.min_seeds} --max-seeds {self.max_seeds}: "
+                             "need 2 <= min-seeds <= max-seeds")
+        if not 0 < self.margin:
+            raise UsageError(f"--margin {self.margin}: expected a positive difference of the metric")
+        if not 0 < self.level < 1:
+            raise UsageError(f"level {self.level}: expected a probability in (0, 1)")
+        if self.metric is not None and self.metric not in METRICS:
+            raise UsageError(f"--metric {self.metric}: expected one of {', '.join(METRICS)}")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise UsageError(f"--budget {self.budget_minutes}: expected minutes > 0")
+
+    def journal_entry(self) -> dict[str, Any]:
+        """What a journal records of the rule: a continued sequence must use the same."""
+        return {"max_seeds": self.max_seeds, "min_seeds": self.min_seeds, "margin": self.margin, "level": self.level}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where the rule left one pair (`b - a`)."""
+
+    a: str
+    b: str
+    metric: str
+    look: Look
+    seeds: tuple[int, ...]
+    margin: float
+
+    @property
+    def decided(self) -> bool:
+        return self.look.decision != "undecided"
+
+    def line(self) -> str:
+        low, high = self.look.ci
+        outcome = {"better": f"{self.b} better", "worse": f"{self.a} better",
+                   "equivalent": f"equivalent within ±{self.margin:g}",
+                   "undecided": "undecided"}[self.look.decision]
+        when = (f"decided at {self.look.n} seeds" if self.decided else
+                f"at {self.look.n} seeds; equivalence could be shown within ±{self.look.equivalence_margin:.4f}")
+        return (f"{self.metric} {self.b} - {self.a}: {outcome}, {self.look.mean:+.4f} (95% CI {low:+.4f} .. "
+                f"{high:+.4f}, sequential p = {self.look.p_value:.3g}), {when}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "metric": self.metric, "decision": self.look.decision,
+                "seeds": list(self.seeds), "estimate": self.look.mean, "ci95": list(self.look.ci),
+                "p_value": self.look.p_value, "margin": self.margin,
+                "equivalence_margin": self.look.equivalence_margin}
+
+
+def run_sequential(
+    configs: Sequence[tuple[str, ExperimentConfig]],
+    rule: Rule,
+    out_dir: str | Path | None = None,
+    tracking: bool = True,
+    progress: Callable[[str], None] | None = None,
+    journal: str | Path | None = None,
+    test_split: str | None = None,
+) -> tuple[list[Arm], list[Decision]]:
+    """Add paired seeds 0, 1, 2, ... until every config is decided against the first (better,
+    worse or equivalent within `rule.margin`, at `rule.level` split over the pairs), or the cap
+    or budget is reached (then the open pairs are undecided; the budget never stops a sequence
+    before its first look at `rule.min_seeds`). The rule is
+    `hybridunet.sequential`'s group-sequential paired t-test; its p-values and intervals are
+    valid under this stopping. A journal continues a sequence only under the same rule."""
+    metric = rule.metric or ("test_dice" if test_split else "dice")
+    if metric.startswith("test_") and not test_split:
+        raise UsageError(f"--metric {metric} needs a test split (test_split=...; the data's test/ folder)")
+    if journal:
+        check_journal_rule(journal, rule)
+    pairs = len(configs) - 1
+    level = rule.level / pairs  # Bonferroni over the pairs compared with the first
+    decisions: dict[str, Decision] = {}
+    start = time.perf_counter()
+    with _Session(configs, out_dir, tracking, progress, journal, test_split, rule.max_seeds * len(configs)) as session:
+        for seed in range(rule.max_seeds):
+            if seed >= rule.min_seeds and rule.budget_minutes is not None:  # the first look is always reached
+                spent = time.perf_counter() - start
+                if spent + spent / seed > rule.budget_minutes * 60:
+                    if progress is not None:
+                        progress(f"stopping at {seed} seeds: another would pass the {rule.budget_minutes:g}-minute budget")
+                    break
+            session.add_seed(seed)
+            if seed + 1 < rule.min_seeds:
+                continue
+            base = session.arms[0]
+            for arm in session.arms[1:]:
+                if arm.label in decisions and decisions[arm.label].decided:
+                    continue
+                d = paired(base, arm, metric)
+                look = decide(d.diffs, rule.min_seeds, rule.max_seeds, rule.margin, level)
+                decisions[arm.label] = Decision(base.label, arm.label, metric, look, d.seeds, rule.margin)
+            if all(decisions[a.label].decided for a in session.arms[1:]):
+                break
+        session.decisions = list(decisions.values())
+    return session.arms, session.decisions
+
+
+def check_journal_rule(journal: str | Path, rule: Rule) -> None:
+    """Record the rule in a new journal; refuse to continue one recorded under another rule
+    (the spending, and so every earlier look, depends on it)."""
+    path = Path(journal)
+    recorded = journal_rule(path)
+    wanted = rule.journal_entry()
+    if recorded is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps({"rule": wanted}) + "\n")
+    elif recorded != wanted:
+        raise UsageError(f"{path} continues a sequence under {recorded}; this one asks for {wanted}: "
+                         "use the same --max-seeds, --min-seeds and --margin, or another journal")
+
+
+def journal_rule(path: str | Path) -> dict[str, Any] | None:
+    path = Path(path)
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith('{"rule"'):
+            return json.loads(line)["rule"]
+    return None
+
+
+class _Session:
+    """One comparison's parent run, journal and progress: `add_seed` trains (or reads back)
+    every config with one seed, so the arms stay paired whenever it stops."""
+
+    def __init__(self, configs, out_dir, tracking, progress, journal, test_split, total: int) -> None:
+        stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+        self.configs, self.progress, self.journal, self.test_split = list(configs), progress, journal, test_split
+        self.out_dir = Path(out_dir or Path("outputs") / f"compare-{stamp}")
+        self.labels = [label for label, _ in configs]
+        self.arms = [Arm(label) for label in self.labels]
+        self.finished = read_journal(journal) if journal else {}
+        self.total, self.done = total, 0
+        self.decisions: list[Decision] = []
+        self._context = _parent(configs[0][1], tracking, f"compare-{'-vs-'.join(self.labels)}-{stamp}",
+                                {"compare": "parent", "compare.labels": ",".join(self.labels)})
+        self.parent = None
+
+    def __enter__(self) -> _Session:
+        self.parent = self._context.__enter__()
+        if self.parent is not None:
+            self.parent.log_params({"configs": ",".join(self.labels)})
+        return self
+
+    def __exit__(self, *error) -> bool | None:
+        if error[0] is None and self.parent is not None:
+            _log_summary(self.parent, self.arms, self.decisions)
+        return self._context.__exit__(*error)
+
+    def add_seed(self, seed: int) -> None:
+        for index, (label, config) in enumerate(self.configs):
+            record = self.finished.get((label, seed, config.result_hash()))
+            if record is None or (self.test_split and record.test is None):
+                record = train_record(label, config, seed, self.out_dir, self.parent, self.test_split)
+                if self.journal:
+                    append_journal(self.journal, record)
+                how = f"in {record.seconds:.0f} s"
+            else:
+                how = f"(from {self.journal})"
+            self.arms[index] = self.arms[index].add(record)
+            self.done += 1
+            if self.progress is not None:
+                test = f", test Dice {record.test.dice:.4f}" if record.test is not None else ""
+                self.progress(f"[{self.done}/{self.total}] {label} seed {seed}: Dice {record.val.dice:.4f}, "
+                              f"mIoU {record.val.miou:.4f}{test} {how}")
 
 
 def train_record(label: str, config: ExperimentConfig, seed: int, out_dir: Path, parent=None,
@@ -285,21 +452,28 @@ def _parent(config: ExperimentConfig, tracking: bool, name: str, tags: dict[str,
     return parent_run(config.tracking, name, tags)
 
 
-def _log_summary(parent, arms: Sequence[Arm]) -> None:
+def _log_summary(parent, arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> None:
     from hybridunet.viz import comparison_figure
 
-    parent.log_text(table(arms), "compare/table.txt")
-    parent.log_json(json_safe(summary(arms)), "compare/summary.json")
+    parent.log_text(table(arms, decisions), "compare/table.txt")
+    parent.log_json(json_safe(summary(arms, decisions)), "compare/summary.json")
     parent.log_figure(comparison_figure({a.label: list(a.values("dice").values()) for a in arms}, "Dice"),
                       "compare/dice.png")
     metrics = {}
     for arm in arms:
-        key = re.sub(r"[^\w\-. /]", "_", arm.label)
+        key = _metric_key(arm.label)
         for metric in METRICS:
             values = list(arm.values(metric).values())
             if values:
                 metrics[f"{key}/{metric}_mean"] = float(np.mean(values))
     parent.log_metrics(metrics)
+    if decisions:
+        parent.set_tags({f"compare.decision.{_metric_key(d.b)}": d.look.decision for d in decisions})
+
+
+def _metric_key(label: str) -> str:
+    """A label as MLflow accepts it in a metric or tag key."""
+    return re.sub(r"[^\w\-. /]", "_", label)
 
 
 def arms_from_mlflow(experiment: str, uri: str | None = None,

@@ -165,7 +165,10 @@ def read_journal(path: str | Path) -> dict[tuple[str, int, str | None], RunRecor
         if not line.strip():
             continue
         try:
-            record = RunRecord.from_json(json.loads(line))
+            data = json.loads(line)
+            if isinstance(data, dict) and set(data) == {"rule"}:  # a sequential comparison's rule line
+                continue
+            record = RunRecord.from_json(data)
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise DataError(f"{path}, line {number}: not a run of this journal ({type(err).__name__}: {err}); "
                             "expected a JSON object with label, seed, dice and config_hash") from None

@@ -107,6 +107,13 @@ BAD_INPUTS = {
     "missing stats data": (["data", "stats", "--data", "no-data"], "no-data"),
     "bad opset": (["export", "--checkpoint", "{ckpt}", "--opset", "3"], "--opset 3"),
     "unknown experiment": (["compare", "--experiment", "nope", ], "no MLflow experiment named 'nope'"),
+    "seeds and a cap": (["compare", "--configs", "{tiny}", "{tiny}", "--seeds", "3", "--max-seeds", "6"],
+                        "give one of them"),
+    "test metric without a test split": (["compare", "--configs", "{tiny}", "{tiny}", "--max-seeds", "4",
+                                          "--metric", "test_dice", "data.root={data}", "tracking.enabled=false"],
+                                         "--metric test_dice needs a test split"),
+    "first look after the cap": (["compare", "--configs", "{tiny}", "{tiny}", "--max-seeds", "2"],
+                                 "need 2 <= min-seeds <= max-seeds"),
 }
 
 

@@ -230,3 +230,89 @@ def test_compare_seeds_take_a_count_a_range_or_several_and_overrides_around_them
     assert {t[1:] for t in trained} == {(epochs, "syn")}
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["arms"]["tiny-1"]["seeds"] == seeds
+
+
+def test_two_identical_configs_are_decided_equivalent_at_the_first_look_through_the_cli(tiny_yaml, tiny_data, tmp_path,
+                                                                                       capsys):
+    """Training is deterministic per seed: the paired differences are exactly 0."""
+    argv = ["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--max-seeds", "6", f"data.root={tiny_data}",
+            "train.epochs=1", "data.limit_train=8", "data.limit_val=4", "tracking.enabled=false",
+            f"train.out_dir={tmp_path / 'unused'}"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    (decision,) = summary["decisions"]
+    assert decision["decision"] == "equivalent" and decision["seeds"] == [0, 1, 2]
+    assert decision["estimate"] == 0 and decision["ci95"] == [0, 0]
+    assert any(line.startswith("dice tiny-2 - tiny-1: equivalent within ±0.01, +0.0000") and
+               line.endswith("decided at 3 seeds") for line in out)
+    assert "nan" not in "\n".join(out).lower()
+
+
+def fake_training(monkeypatch, dice_of):
+    """compare.fit replaced: Dice as `dice_of(label_lr, seed)`; returns the (lr, seed) trained."""
+    from hybridunet import compare
+
+    trained = []
+
+    def fit(config, callbacks=()):
+        trained.append((config.optim.lr, config.seed))
+        return {"dice": dice_of(config.optim.lr, config.seed), "miou": 0.3, "per_class_dice": {}, "checkpoint": "x"}
+
+    monkeypatch.setattr(compare, "fit", fit)
+    return trained
+
+
+def test_a_sequence_stops_at_its_first_decision_and_a_journal_keeps_its_rule(tiny_config, tiny_data, tmp_path,
+                                                                             monkeypatch):
+    from hybridunet.compare import Rule, run_sequential
+    from hybridunet.errors import UsageError
+
+    noise = [0.01, -0.02, 0.015, 0.0, -0.01, 0.02, 0.005, -0.015, 0.01, 0.0]
+    trained = fake_training(monkeypatch, lambda lr, seed: 0.5 + (0.1 if lr == 0.01 else 0) + noise[seed] * (lr == 0.01))
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "optim.lr=0.01")
+    journal = tmp_path / "sequence.jsonl"
+    arms, (decision,) = run_sequential([("a", a), ("b", b)], Rule(max_seeds=10), tracking=False, journal=journal)
+    assert decision.look.decision == "better" and 3 <= decision.look.n < 10
+    assert len(trained) == 2 * decision.look.n and arms[1].seeds == list(range(decision.look.n))
+    assert decision.look.ci[0] > 0 and "b better, +0.10" in decision.line()
+    # the same journal under another rule is refused; under the same rule nothing is trained again
+    with pytest.raises(UsageError, match=r"continues a sequence under .*max_seeds': 10"):
+        run_sequential([("a", a), ("b", b)], Rule(max_seeds=6), tracking=False, journal=journal)
+    trained.clear()
+    again = run_sequential([("a", a), ("b", b)], Rule(max_seeds=10), tracking=False, journal=journal)[1]
+    assert trained == [] and again[0].look == decision.look
+
+
+def test_an_undecided_sequence_stops_at_the_cap_and_says_so(tiny_config, tiny_data, tmp_path, monkeypatch):
+    from hybridunet.compare import Rule, run_sequential
+
+    noise = [0.03, -0.05, 0.04, -0.02, 0.05]
+    fake_training(monkeypatch, lambda lr, seed: 0.5 + noise[seed] * (lr == 0.01))
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "optim.lr=0.01")
+    c = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "optim.lr=0.02")
+    arms, decisions = run_sequential([("a", a), ("b", b), ("c", c)], Rule(max_seeds=5), tracking=False)
+    assert [d.b for d in decisions] == ["b", "c"] and all(len(arm.seeds) == 5 for arm in arms)
+    assert decisions[0].look.decision == "undecided" and decisions[0].look.n == 5
+    assert "undecided, " in decisions[0].line() and "equivalence could be shown within ±" in decisions[0].line()
+    assert decisions[1].look.decision == "equivalent" and decisions[1].look.n == 3  # lr 0.02: identical to a
+
+
+def test_a_budget_stops_before_a_seed_that_would_pass_it_and_leaves_the_pair_undecided(tiny_config, tiny_data,
+                                                                                      tmp_path, monkeypatch):
+    from hybridunet import compare
+
+    noise = [0.03, -0.05, 0.04, -0.02, 0.05, 0.01, -0.03]
+    fake_training(monkeypatch, lambda lr, seed: 0.5 + noise[seed] * (lr == 0.01))
+    clock = iter(range(0, 10_000, 30))  # every clock reading is 30 s later: a seed pair "takes" 60-90 s
+    monkeypatch.setattr(compare.time, "perf_counter", lambda: float(next(clock)))
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "optim.lr=0.01")
+    lines = []
+    arms, (decision,) = compare.run_sequential([("a", a), ("b", b)], compare.Rule(max_seeds=7, budget_minutes=8),
+                                               tracking=False, progress=lines.append)
+    assert 3 <= len(arms[0].seeds) < 7 and decision.look.decision == "undecided"
+    assert decision.look.n == len(arms[0].seeds)
+    assert lines[-1].startswith(f"stopping at {len(arms[0].seeds)} seeds: another would pass the 8-minute budget")
