@@ -59,8 +59,8 @@ def decide(diffs: Sequence[float], min_seeds: int = 3, max_seeds: int = 10, marg
            level: float = 0.05) -> Look:
     """Apply the rule to the paired differences (B - A) of the seeds so far, in seed order."""
     d = np.asarray(diffs, dtype=np.float64)[None]
-    decision, mean, low, high, p = decide_many(d, min_seeds, max_seeds, margin, level)
-    return Look(str(decision[0]), d.shape[1], float(mean[0]), (float(low[0]), float(high[0])), float(p[0]),
+    decision, mean, low, high, p, used = decide_many(d, min_seeds, max_seeds, margin, level)
+    return Look(str(decision[0]), int(used[0]), float(mean[0]), (float(low[0]), float(high[0])), float(p[0]),
                 float(max(abs(low[0]), abs(high[0]))))
 
 
@@ -68,7 +68,7 @@ def decide_many(diffs: np.ndarray, min_seeds: int = 3, max_seeds: int = 10, marg
                 level: float = 0.05) -> tuple[np.ndarray, ...]:
     """`decide` for many sequences at once: `diffs` is (sequences, seeds). The rule runs look by
     look and stops each sequence at its first decision. Returns (decision, mean, CI low, CI high,
-    p-value) per sequence at the look where it stopped (or the last look given)."""
+    p-value, seeds used) per sequence at the look where it stopped (or the last look given)."""
     diffs = np.asarray(diffs, dtype=np.float64)
     count, seen = diffs.shape
     if seen > max_seeds:
@@ -79,6 +79,7 @@ def decide_many(diffs: np.ndarray, min_seeds: int = 3, max_seeds: int = 10, marg
     low, high = np.full(count, -np.inf), np.full(count, np.inf)
     p_seq = np.ones(count)
     mean_out = np.full(count, np.nan)
+    used = np.full(count, seen)
     for n in range(min_seeds, seen + 1):
         x = diffs[:, :n]
         mean = x.mean(1)
@@ -98,7 +99,8 @@ def decide_many(diffs: np.ndarray, min_seeds: int = 3, max_seeds: int = 10, marg
         better, worse = open_ & (low > 0), open_ & (high < 0)
         equivalent = open_ & ~better & ~worse & (low > -margin) & (high < margin)
         decision[better], decision[worse], decision[equivalent] = "better", "worse", "equivalent"
+        used = np.where(better | worse | equivalent, n, used)
         open_ &= ~(better | worse | equivalent)
         if not open_.any():
             break
-    return decision, mean_out, low, high, p_seq
+    return decision, mean_out, low, high, p_seq, used

@@ -221,3 +221,10 @@ def test_the_study_scale_journal_still_resumes_by_its_config_hashes():
     assert journal == set(hashes.items())
     v1 = read_journal(quality.REFERENCE["47e7fda"])  # v1 lines have no config hash: they still load
     assert len(v1) == 9 and all(r.config_hash is None and r.test is None for r in v1.values())
+
+
+def test_sequential_rule_reports_rates_power_and_seeds_used(capsys):
+    lines, figures = run_benchmark("sequential_rule", "--sims", "2000", "--caps", "4", "10", "--effects", "2.0",
+                                   capsys=capsys)
+    assert figures["cap10_effect2_power"] >= 0.9 and 3 <= figures["cap10_effect2_mean_seeds"] <= 10
+    assert figures["cap4_normal_diff0_side"] <= 0.05 + 2 * (0.05 * 0.95 / 2000) ** 0.5
