@@ -172,7 +172,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: synthetic data, UNet vs Hybrid UNet over seeds, tracked in MLflow."""
     from hybridunet.demo import run_demo
 
-    run_demo(seeds=args.seeds, tracking=not args.no_tracking)
+    run_demo(seeds=args.seeds, tracking=not args.no_tracking, max_seeds=args.max_seeds, budget_minutes=args.budget)
     return 0
 
 
@@ -368,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=cmd_tune)
 
     demo = commands.add_parser("demo", help="the main job on synthetic data: unet vs the best hybrid preset")
-    demo.add_argument("--seeds", type=_positive, default=3)
+    demo.add_argument("--seeds", type=_positive, help="exactly seeds 0..K-1 instead of the stopping rule")
+    demo.add_argument("--max-seeds", type=_positive, default=10, help="the stopping rule's cap (default 10)")
+    demo.add_argument("--budget", type=float, default=5, metavar="MINUTES",
+                      help="start no seed that would pass this much training (default 5)")
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)
     return parser

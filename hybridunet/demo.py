@@ -1,11 +1,13 @@
-"""The main job on the embedded synthetic data: UNet against the best Hybrid UNet preset, several seeds."""
+"""The main job on the embedded synthetic data: UNet against the best Hybrid UNet preset,
+seeds added until the stopping rule decides (hybridunet.sequential) or the budget ends."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from hybridunet.compare import run_comparison, summary, table
+from hybridunet.compare import Rule, run_comparison, run_sequential, summary, table
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import ensure_synthetic
 
@@ -27,8 +29,11 @@ RECIPE = {
 }
 
 
-def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
-    """Generate the synthetic data if missing, compare the two presets, print the table."""
+def run_demo(seeds: int | None = None, tracking: bool = True, max_seeds: int = 10, budget_minutes: float = 5) -> dict:
+    """Generate the synthetic data if missing, compare the two presets, print the table and
+    the decision. Seeds 0, 1, 2, ... are added until the stopping rule decides, at most
+    `max_seeds`, starting none that would pass `budget_minutes` of training; with `seeds`,
+    exactly seeds 0..seeds-1 (no decision)."""
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
     ensure_synthetic(DATA, **SYNTHETIC, workers=os.cpu_count() or 1)
@@ -36,10 +41,19 @@ def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
     for name in ARMS:
         tree = {**RECIPE, "model": {**RECIPE["model"], "name": name}}
         configs.append((name, parse_config(tree, "the demo recipe")))
-    print(f"training {' and '.join(ARMS)} with seeds 0..{seeds - 1} (about 4 minutes on 2 CPU cores) ...", flush=True)
-    arms = run_comparison(configs, list(range(seeds)), tracking=tracking, progress=lambda line: print(line, flush=True))
+    start = time.perf_counter()
+    decisions = []
+    if seeds is not None:
+        print(f"training {' and '.join(ARMS)} with seeds 0..{seeds - 1} ...", flush=True)
+        arms = run_comparison(configs, list(range(seeds)), tracking=tracking, progress=_say)
+    else:
+        print(f"training {' and '.join(ARMS)} with seeds 0, 1, 2, ... until the stopping rule decides (at most "
+              f"{max_seeds} seeds, {budget_minutes:g} minutes of training) ...", flush=True)
+        rule = Rule(max_seeds=max_seeds, metric="dice", budget_minutes=budget_minutes)
+        arms, decisions = run_sequential(configs, rule, tracking=tracking, progress=_say)
     print()
-    print(table(arms))
+    print(table(arms, decisions))
+    print(f"\n{len(arms[0].seeds)} seeds in {(time.perf_counter() - start) / 60:.1f} minutes")
     if tracking:
         from hybridunet.tracking import experiment_id, tracking_uri
 
@@ -48,4 +62,8 @@ def run_demo(seeds: int = 3, tracking: bool = True) -> dict:
         print(f"\nEvery run is in MLflow (experiment {experiment}). To browse them:  mlflow ui   then open\n"
               f"  http://127.0.0.1:5000/#/experiments/{number}/runs?workflowType=machine_learning\n"
               f"To compare them again:  hybridunet compare --experiment {experiment}")
-    return summary(arms)
+    return summary(arms, decisions)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)

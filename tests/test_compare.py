@@ -76,10 +76,13 @@ def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeyp
     })
     monkeypatch.setattr(demo, "SYNTHETIC", {"train": 4, "val": 4, "size": 32, "seed": 0})
     monkeypatch.chdir(tmp_path)
-    summary = demo.run_demo(seeds=2, tracking=False)
+    summary = demo.run_demo(tracking=False, max_seeds=3)
     out = capsys.readouterr().out
-    assert "generating synthetic street scenes" in out and "dice hybrid_unet_resdec - unet" in out
-    assert set(summary["arms"]) == {"unet", "hybrid_unet_resdec"} and len(summary["arms"]["unet"]["dice"]) == 2
+    assert "generating synthetic street scenes" in out and "dice hybrid_unet_resdec - unet: " in out
+    assert set(summary["arms"]) == {"unet", "hybrid_unet_resdec"} and len(summary["arms"]["unet"]["dice"]) == 3
+    (decision,) = summary["decisions"]
+    assert decision["decision"] in ("better", "worse", "equivalent", "undecided") and decision["seeds"] == [0, 1, 2]
+    assert "3 seeds in " in out
 
 
 def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out_split(tiny_config, tmp_path, monkeypatch):
