@@ -202,7 +202,7 @@ def run_comparison(
     Runs go seed by seed, every arm within a seed, so a cut-off comparison still pairs.
     """
     check_seeds(seeds)
-    with _Session(configs, out_dir, tracking, progress, journal, test_split, len(seeds)) as session:
+    with _Session(configs, out_dir, tracking, progress, journal, test_split, len(configs) * len(seeds)) as session:
         if session.parent is not None:
             session.parent.log_params({"seeds": ",".join(map(str, seeds))})
         for seed in seeds:

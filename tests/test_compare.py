@@ -114,6 +114,7 @@ def test_a_journaled_comparison_continues_where_it_stopped_and_scores_a_held_out
     arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp2", tracking=False, journal=journal,
                           test_split="test", progress=progress.append)
     assert [line.endswith(f"(from {journal})") for line in progress] == [True, True, False, False]
+    assert [line.split()[0] for line in progress] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
     assert arms[0].values("dice")[0] == lines[0]["dice"] and len(journal.read_text().splitlines()) == 4
     from hybridunet.engine import evaluate_checkpoint
 
