@@ -154,7 +154,8 @@ def _has_test(configs) -> bool:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run or resume an Optuna study; the last stdout line is the study's result JSON."""
     from hybridunet.config import load_config
-    from hybridunet.tuning import load_search_space, study_dir, study_report, tune
+    from hybridunet.errors import UsageError
+    from hybridunet.tuning import confirm_best, load_search_space, study_dir, study_report, tune
 
     base = load_config(args.config, args.overrides)
     space = load_search_space(args.search, base)
@@ -164,6 +165,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"study {report['study']}: {report['trials_finished']} finished trials "
           f"({report['trials_pruned']} pruned); best val Dice {report['best_value']} "
           f"with {report['best_params']}; ready config: {study_dir(args.study) / 'best.yaml'}")
+    if args.confirm:
+        if report["best_trial"] is None:
+            raise UsageError(f"--confirm: study {args.study} has no complete trial to confirm")
+        print(f"confirming: the best trial's config against the starting config, seeds 0, 1, ... "
+              f"until decided (at most {args.confirm_max_seeds})", flush=True)
+        decision = confirm_best(base, study, args.confirm_max_seeds, progress=lambda line: print(line, flush=True))
+        print(decision.line())
+        report["confirm"] = decision.as_dict()
     print(json.dumps(json_safe(report)))
     return 0
 
@@ -364,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     tune.add_argument("--heartbeat", type=float, default=30,
                       help="seconds between a trial's heartbeats; a trial silent for 3 of them is failed and rerun")
+    tune.add_argument("--confirm", action="store_true",
+                      help="then train the best config against the starting one until the stopping rule decides")
+    tune.add_argument("--confirm-max-seeds", type=_positive, default=10, metavar="N",
+                      help="with --confirm: the rule's cap (default 10)")
     tune.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the base config")
     tune.set_defaults(func=cmd_tune)
 

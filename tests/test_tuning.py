@@ -218,3 +218,29 @@ def test_workers_creating_a_new_storage_together_use_the_schema_one_of_them_made
     monkeypatch.setattr(optuna.storages, "RDBStorage", locked)
     with pytest.raises(UsageError, match="cannot reach the Optuna storage sqlite at .*unable to open database file"):
         tuning.open_storage(f"sqlite:///{tmp_path / 'other.db'}")
+
+
+def test_confirm_trains_the_best_config_against_the_start_until_the_rule_decides(tiny_yaml, tiny_data, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """A study's best trial on one seed is checked with the stopping rule (training faked
+    for the confirmation: the best config scores exactly like the starting one)."""
+    from hybridunet import compare
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["tune", "--config", str(tiny_yaml), "--search", str(write_space(tmp_path)), "--trials", "2",
+            "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--study", "c", "--confirm", "--confirm-max-seeds", "5",
+            f"data.root={tiny_data}", "train.epochs=1", "data.limit_train=8", "data.limit_val=4", "data.size=32",
+            "tracking.enabled=false"]
+    trained = []
+
+    def same_score(config, callbacks=()):
+        trained.append((config.optim.lr, config.seed))
+        return {"dice": 0.4 + config.seed / 100, "miou": 0.2, "per_class_dice": {}, "checkpoint": "x"}
+
+    monkeypatch.setattr(compare, "fit", same_score)
+    assert main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(out[-1])
+    assert report["confirm"]["decision"] == "equivalent" and report["confirm"]["seeds"] == [0, 1, 2]
+    assert any(line.startswith("dice c-best - c-start: equivalent within ±0.01") for line in out)
+    assert len(trained) == 6 and {lr for lr, _ in trained} == {0.003, report["best_params"]["optim.lr"]}

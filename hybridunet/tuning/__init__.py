@@ -23,9 +23,9 @@ Running the same command again resumes the study: ``trials`` counts finished tri
 from hybridunet.tuning.objective import Objective, PruneOnDice
 from hybridunet.tuning.space import ParamSpec, PrunerSpec, SamplerSpec, SearchSpace, load_search_space
 from hybridunet.tuning.storage import open_storage
-from hybridunet.tuning.study import FINISHED, study_dir, study_report, tune
+from hybridunet.tuning.study import FINISHED, confirm_best, study_dir, study_report, tune
 
 __all__ = [
-    "FINISHED", "Objective", "ParamSpec", "PruneOnDice", "PrunerSpec", "SamplerSpec", "SearchSpace",
+    "FINISHED", "Objective", "confirm_best", "ParamSpec", "PruneOnDice", "PrunerSpec", "SamplerSpec", "SearchSpace",
     "load_search_space", "open_storage", "study_dir", "study_report", "tune",
 ]

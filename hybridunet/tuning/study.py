@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,21 @@ def write_best(base: ExperimentConfig, space: SearchSpace, study: optuna.Study, 
     out.mkdir(parents=True, exist_ok=True)
     (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
     return out / "best.yaml"
+
+
+def confirm_best(base: ExperimentConfig, study: optuna.Study, max_seeds: int = 10,
+                 progress: Callable[[str], None] | None = None):
+    """Train the study's best config against its starting config with the stopping rule
+    (`compare.run_sequential`, seeds 0, 1, ...): a best trial picked on one seed's noise is
+    then reported as undecided or equivalent, not as a gain. Returns the `Decision`."""
+    from hybridunet.compare import Rule, run_sequential
+
+    best = parse_config(yaml.safe_load((study_dir(study.study_name) / "best.yaml").read_text()), "best trial")
+    configs = [(f"{study.study_name}-start", base), (f"{study.study_name}-best", best)]
+    out_dir = study_dir(study.study_name) / "confirm"
+    _, (decision,) = run_sequential(configs, Rule(max_seeds=max_seeds, metric="dice"), out_dir=out_dir,
+                                    tracking=base.tracking.enabled, progress=progress)
+    return decision
 
 
 def _study_parent(base: ExperimentConfig, study: optuna.Study, storage: str):
