@@ -160,7 +160,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     base = load_config(args.config, args.overrides)
     space = load_search_space(args.search, base)
     study = tune(base, space, args.trials, storage=args.storage, study_name=args.study,
-                 jobs=args.jobs, timeout=args.timeout, heartbeat=args.heartbeat)
+                 jobs=args.jobs, timeout=args.timeout, heartbeat=args.heartbeat, seeds_per_trial=args.seeds_per_trial)
     report = study_report(study)
     print(f"study {report['study']}: {report['trials_finished']} finished trials "
           f"({report['trials_pruned']} pruned); best val Dice {report['best_value']} "
@@ -373,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     tune.add_argument("--heartbeat", type=float, default=30,
                       help="seconds between a trial's heartbeats; a trial silent for 3 of them is failed and rerun")
+    tune.add_argument("--seeds-per-trial", type=_positive, default=1, metavar="K",
+                      help="score a trial by its mean over K seeds (pruned seed by seed; default 1)")
     tune.add_argument("--confirm", action="store_true",
                       help="then train the best config against the starting one until the stopping rule decides")
     tune.add_argument("--confirm-max-seeds", type=_positive, default=10, metavar="N",

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -244,3 +245,27 @@ def test_confirm_trains_the_best_config_against_the_start_until_the_rule_decides
     assert report["confirm"]["decision"] == "equivalent" and report["confirm"]["seeds"] == [0, 1, 2]
     assert any(line.startswith("dice c-best - c-start: equivalent within ±0.01") for line in out)
     assert len(trained) == 6 and {lr for lr, _ in trained} == {0.003, report["best_params"]["optim.lr"]}
+
+
+def test_a_trial_over_seeds_scores_their_mean_with_study_trial_and_seed_runs_nested(tiny_config, tiny_data, tmp_path,
+                                                                                    monkeypatch, mlflow_store, capsys):
+    monkeypatch.chdir(tmp_path)
+    base = tiny_config(tiny_data, tmp_path / "unused", "train.epochs=1", "data.limit_train=8", "data.limit_val=4",
+                       "data.size=32", "tracking.enabled=true", f"tracking.uri={mlflow_store}",
+                       "tracking.experiment=seeds-per-trial", "tracking.log_images=0")
+    space = load_search_space(write_space(tmp_path, {**SPACE, "pruner": {"name": "wilcoxon"}}), base)
+    assert isinstance(space.make_pruner(), optuna.pruners.WilcoxonPruner)
+    study = tune(base, space, trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="k2",
+                 seeds_per_trial=2)
+    assert "needs 4 or more seeds per trial to ever prune; with 2 it never prunes" in capsys.readouterr().err
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("seeds-per-trial").experiment_id
+    study_run = study.user_attrs["mlflow_parent_run_id"]
+    trial_runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{study_run}'")
+    assert len(trial_runs) == 2 and {r.data.tags["optuna.state"] for r in trial_runs} == {"COMPLETE"}
+    for trial_run in trial_runs:
+        seeds = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{trial_run.info.run_id}'")
+        assert sorted(r.data.tags["seed"] for r in seeds) == ["0", "1"]
+        value = study.trials[int(trial_run.data.tags["optuna.trial"])].value
+        assert value == pytest.approx(np.mean([r.data.metrics["best_val_dice"] for r in seeds]))
+        assert trial_run.data.metrics["mean_val_dice"] == pytest.approx(value)

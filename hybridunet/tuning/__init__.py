@@ -9,12 +9,15 @@ validation Dice per epoch, one nested MLflow run per trial, resumable RDB studie
 Search space file::
 
     sampler: {seed: 0}                         # TPE
-    pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}   # or hyperband, none
+    pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}   # or hyperband, wilcoxon, none
     params:
       optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       train.batch_size: {type: int, low: 4, high: 16, step: 4}
       model.bottleneck: {type: categorical, choices: [identity, aspp, transformer]}
       model.widths: {type: categorical, choices: [[16, 32, 64], [32, 64, 128]]}
+
+With ``tune --seeds-per-trial K`` a trial scores the mean of K seeds, pruned seed by seed
+(``wilcoxon`` is Optuna's pruner for that; it needs K >= 4 to ever prune).
 
 Running the same command again resumes the study: ``trials`` counts finished trials
 (complete or pruned) in total. Several processes or machines may share one storage.

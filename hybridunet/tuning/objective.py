@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,17 @@ class Surplus(Exception):
 
 class Objective:
     """`objective(trial)` of a study over `space` on top of `base`: the best validation Dice of
-    the trial's training, pruned per epoch; with `parent_id`, a nested MLflow run per trial."""
+    the trial's training, pruned per epoch; with `parent_id`, a nested MLflow run per trial.
+
+    With `seeds_per_trial` K > 1 a trial trains seeds base.seed .. base.seed + K - 1 (the same
+    for every trial, so trials are paired by seed) and scores their mean; it reports each
+    seed's Dice as step k, so the median and Wilcoxon pruners compare trials seed by seed,
+    and in MLflow each seed is a run nested under its trial's run."""
 
     def __init__(self, base: ExperimentConfig, space: SearchSpace, trials: int, out: Path,
-                 parent_id: str | None = None) -> None:
+                 parent_id: str | None = None, seeds_per_trial: int = 1) -> None:
         self.base_tree, self.space, self.trials, self.out, self.parent_id = base.to_dict(), space, trials, out, parent_id
+        self.seeds_per_trial = seeds_per_trial
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.claim(trial)
@@ -47,7 +54,40 @@ class Objective:
         if twin is not None:
             return twin
         config = self.trial_config(tree, trial)
-        return fit(config, callbacks=self.callbacks(config, trial))["dice"]
+        if self.seeds_per_trial == 1:
+            return fit(config, callbacks=self.callbacks(config, trial))["dice"]
+        return self.over_seeds(config, trial)
+
+    def over_seeds(self, config: ExperimentConfig, trial: optuna.Trial) -> float:
+        values, pruned = [], None
+        with self.trial_parent(config, trial) as parent:
+            for k in range(self.seeds_per_trial):
+                run = config.model_copy(deep=True)
+                run.seed = config.seed + k
+                run.train.out_dir = str(Path(config.train.out_dir) / f"seed-{run.seed}")
+                run.tracking.run_name = f"{config.tracking.run_name}-seed-{run.seed}"
+                callbacks = self.callbacks(run, trial, parent.run_id, per_epoch=False) if parent else []
+                values.append(fit(run, callbacks=callbacks)["dice"])
+                trial.report(values[-1], k)
+                if k + 1 < self.seeds_per_trial and trial.should_prune():
+                    pruned = optuna.TrialPruned(f"pruned after seed {run.seed} at val_dice={values[-1]:.4f}")
+                    break
+            if parent is not None:  # the trial's run ends FINISHED, pruned or not, as single-seed trials do
+                parent.log_metrics({"mean_val_dice": sum(values) / len(values), "seeds": len(values)})
+                parent.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE"})
+        if pruned is not None:
+            raise pruned
+        return sum(values) / len(values)
+
+    def trial_parent(self, config: ExperimentConfig, trial: optuna.Trial):
+        """The trial's own MLflow run, holding its seeds' runs (none when tracking is off)."""
+        if self.parent_id is None:
+            return contextlib.nullcontext(None)
+        from hybridunet.tracking import parent_run
+
+        return parent_run(config.tracking, config.tracking.run_name, {
+            "mlflow.parentRunId": self.parent_id, "optuna.study": trial.study.study_name,
+            "optuna.trial": str(trial.number), "trial": "parent"})
 
     def claim(self, trial: optuna.Trial) -> None:
         """Workers sharing a storage together finish exactly `trials`: one that starts a trial
@@ -81,11 +121,13 @@ class Objective:
         config.tracking.run_name = f"{trial.study.study_name}-trial-{trial.number}"
         return config
 
-    def callbacks(self, config: ExperimentConfig, trial: optuna.Trial) -> list[Callback]:
-        callbacks: list[Callback] = [PruneOnDice(trial)]
-        if self.parent_id is not None:
+    def callbacks(self, config: ExperimentConfig, trial: optuna.Trial, parent_id: str | None = None,
+                  per_epoch: bool = True) -> list[Callback]:
+        callbacks: list[Callback] = [PruneOnDice(trial)] if per_epoch else []
+        parent_id = parent_id or self.parent_id
+        if parent_id is not None:
             from hybridunet.tracking import TrialRunCallback
 
-            callbacks.append(TrialRunCallback(config.tracking, self.parent_id, trial.study.study_name, trial.number,
+            callbacks.append(TrialRunCallback(config.tracking, parent_id, trial.study.study_name, trial.number,
                                               trial.params, pruned=optuna.TrialPruned))
         return callbacks

@@ -7,6 +7,7 @@ checks that by validating a config with each, before any trial runs.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,9 +59,10 @@ class SamplerSpec(BaseModel):
 
 class PrunerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Literal["median", "hyperband", "none"] = "median"
+    name: Literal["median", "hyperband", "wilcoxon", "none"] = "median"
     n_startup_trials: int = Field(2, ge=0)
     n_warmup_steps: int = Field(1, ge=0)
+    p_threshold: float = Field(0.1, gt=0, lt=1)  # wilcoxon: prune when worse than the best at this p
 
 
 class SearchSpace(BaseModel):
@@ -78,6 +80,10 @@ class SearchSpace(BaseModel):
             return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps)
         if p.name == "hyperband":
             return optuna.pruners.HyperbandPruner(min_resource=1)
+        if p.name == "wilcoxon":  # compares a trial's per-seed values with the best trial's, seed by seed
+            with warnings.catch_warnings():  # "experimental" in Optuna 5; it is the pruner made for seeds
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.pruners.WilcoxonPruner(p_threshold=p.p_threshold, n_startup_steps=2)
         return optuna.pruners.NopPruner()
 
 

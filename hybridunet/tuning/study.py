@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 from optuna.trial import TrialState
 
 from hybridunet.config import ExperimentConfig, parse_config
+from hybridunet.errors import UsageError
 from hybridunet.tuning.objective import FINISHED, Objective, Surplus
 from hybridunet.tuning.space import SearchSpace, decode, set_key
 from hybridunet.tuning.storage import open_storage
@@ -31,14 +33,21 @@ def tune(
     jobs: int = 1,
     timeout: float | None = None,
     heartbeat: float = 30,
+    seeds_per_trial: int = 1,
 ) -> optuna.Study:
     """Run (or resume) a study until it holds `trials` finished trials; write best.yaml.
 
     Workers sharing `storage` together finish exactly `trials` trials (see `Objective.claim`).
     A worker that dies leaves its trial RUNNING; `heartbeat` seconds apart every running
     trial says it is alive, and after three silent intervals the next worker marks it
-    FAILED and runs its parameters again.
+    FAILED and runs its parameters again. With `seeds_per_trial` K, a trial scores the mean
+    of K seeds (see `Objective`); the Wilcoxon pruner needs K of 4 or more to ever prune.
     """
+    if seeds_per_trial < 1:
+        raise UsageError(f"--seeds-per-trial {seeds_per_trial}: expected 1 or more")
+    if space.pruner.name == "wilcoxon" and seeds_per_trial < 4:
+        print(f"hybridunet tune: the wilcoxon pruner compares a trial with the best one seed by seed and needs "
+              f"4 or more seeds per trial to ever prune; with {seeds_per_trial} it never prunes", file=sys.stderr)
     study = optuna.create_study(
         storage=open_storage(storage, heartbeat), study_name=study_name, direction="maximize", load_if_exists=True,
         sampler=space.make_sampler(), pruner=space.make_pruner(),
@@ -48,7 +57,7 @@ def tune(
         study.set_metric_names(["val_dice"])  # optuna-dashboard labels the objective
     out = study_dir(study_name)
     with _study_parent(base, study, storage) as parent:
-        objective = Objective(base, space, trials, out, parent.run_id if parent is not None else None)
+        objective = Objective(base, space, trials, out, parent.run_id if parent is not None else None, seeds_per_trial)
         remaining = trials - len(study.get_trials(deepcopy=False, states=FINISHED))
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=timeout, n_jobs=jobs, catch=(Surplus,),
