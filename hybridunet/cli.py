@@ -128,22 +128,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
             labels = [Path(c).stem for c in args.configs]
             labels = [f"{stem}-{i + 1}" if labels.count(stem) > 1 else stem for i, stem in enumerate(labels)]
         tracking = all(c.tracking.enabled for c in configs)
-
-        def progress(line: str) -> None:
-            print(line, flush=True)
-
         if sequential:
             rule = Rule(args.max_seeds or 10, args.min_seeds, args.margin, metric=args.metric,
                         budget_minutes=args.budget)
             test_split = "test" if rule.metric in (None, "test_dice", "test_miou") and _has_test(configs) else None
-            arms, decisions = run_sequential(list(zip(labels, configs)), rule, tracking=tracking, progress=progress,
+            arms, decisions = run_sequential(list(zip(labels, configs)), rule, tracking=tracking, progress=_say,
                                              test_split=test_split)
         else:
             arms = run_comparison(list(zip(labels, configs)), parse_seeds(args.seeds or ["3"]), tracking=tracking,
-                                  progress=progress)
+                                  progress=_say)
     print(table(arms, decisions))
     print(json.dumps(json_safe(summary(arms, decisions))))
     return 0
+
+
+def _say(line: str) -> None:
+    """Progress lines of long commands, shown as they come."""
+    print(line, flush=True)
 
 
 def _has_test(configs) -> bool:
@@ -170,7 +171,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise UsageError(f"--confirm: study {args.study} has no complete trial to confirm")
         print(f"confirming: the best trial's config against the starting config, seeds 0, 1, ... "
               f"until decided (at most {args.confirm_max_seeds})", flush=True)
-        decision = confirm_best(base, study, args.confirm_max_seeds, progress=lambda line: print(line, flush=True))
+        decision = confirm_best(base, study, args.confirm_max_seeds, progress=_say)
         print(decision.line())
         report["confirm"] = decision.as_dict()
     print(json.dumps(json_safe(report)))
