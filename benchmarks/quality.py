@@ -7,6 +7,7 @@ scale (benchmarks/reference: the study's recipe, the Kaggle set's size, 10 epoch
         [--arms unet hybrid_unet hybrid_unet_resdec smp_unet] [--ablation] [--amp auto]
         [--generator current|COMMIT] [--journal outputs/quality/journal.jsonl] [--equal-time ARM]
         [--jobs N] [--workers N] [--in-memory] [--no-tracking]
+        [--max-seeds 10 [--min-seeds 3] [--margin 0.01] [--pairs "B - A" ...]]
 
 The defaults are the protocol (BENCHMARKS.md): 3 seeds x 4 arms in about 22 minutes on two
 cores with `--jobs 2`. An arm is a run label, as MLflow shows it: a model name with optional
@@ -30,6 +31,15 @@ when missing; `--generator COMMIT` writes it with that commit's generator (a git
 the study scale's first reference data was (commit 47e7fda, generator version 1). Every
 finished run is a line of `--journal`; a rerun skips them, so the protocol can be stopped and
 continued. Prints tables, then a JSON line.
+
+`--max-seeds N` decides instead of fixing the seeds: seeds 0, 1, 2, ... are added until
+every pair (default: every pair of --arms, `B - A` for A listed first; or `--pairs`) is
+decided by compare's stopping rule (hybridunet.sequential: a group-sequential paired t-test,
+Bonferroni over the pairs) or the cap is reached. Looks are taken seed by seed; with
+`--jobs 2` two seeds train per round, so a pair decided at the first of them has cost one
+seed more than its decision needed (the table counts both). Only the arms of open pairs
+train. The journal records the rule and refuses a rerun under another. With the default
+--arms, `--max-seeds` runs the three pairs the study scale separates.
 """
 
 from __future__ import annotations
@@ -40,12 +50,13 @@ import os
 import subprocess
 import sys
 import tempfile
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 from common import print_json
 
-from hybridunet.compare import holm, mean_std, paired, run_comparison, table
+from hybridunet.compare import Decision, Rule, check_journal_rule, holm, look_at, mean_std, paired, run_comparison, table
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic, generator_record, read_record, splits_of, write_record
 from hybridunet.errors import UserError
@@ -187,10 +198,83 @@ def ablation_table(by_label: dict[str, Arm], metric: str) -> list[str]:
     return lines
 
 
-def journalled(args: argparse.Namespace, configs: list, seeds: list[int], tracking: bool) -> list[Arm]:
-    """run_comparison as the protocol calls it: the journal, the test split, a line per run."""
+def journalled(args: argparse.Namespace, configs: list, seeds: list[int], tracking: bool,
+               quiet_reads: bool = False) -> list[Arm]:
+    """run_comparison as the protocol calls it: the journal, the test split, a line per run
+    (with `quiet_reads`, none for the runs read back from the journal)."""
+    def say(line: str) -> None:
+        if not (quiet_reads and f"(from {args.journal})" in line):
+            print(line, flush=True)
+
     return run_comparison(configs, seeds, tracking=tracking, journal=args.journal,
-                          test_split="test" if args.test else None, progress=lambda line: print(line, flush=True))
+                          test_split="test" if args.test else None, progress=say)
+
+
+def rule_pairs(args: argparse.Namespace, labels: list[str]) -> list[tuple[str, str]]:
+    """The (A, B) pairs the rule decides, `B - A`: --pairs, or every pair of the arms."""
+    if not args.pairs:
+        return list(combinations(labels, 2))
+    pairs = []
+    for spec in args.pairs:
+        b, sep, a = (part.strip() for part in spec.partition(" - "))
+        a, b = legacy_label(a), legacy_label(b)
+        if not sep or a not in labels or b not in labels:
+            raise SystemExit(f"quality.py: error: --pairs {spec!r}: expected 'B - A' with A and B among --arms {labels}")
+        pairs.append((a, b))
+    return pairs
+
+
+def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict:
+    """Add seeds until every pair is decided or the cap: the protocol deciding (see the docstring)."""
+    metric = "test_dice" if args.test else "dice"
+    rule = Rule(args.max_seeds, args.min_seeds, args.margin, metric=metric)
+    check_journal_rule(args.journal, rule)
+    by_label = dict(configs)
+    pairs = rule_pairs(args, list(by_label))
+    level = rule.level / len(pairs)
+    threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    decisions: dict[tuple[str, str], Decision] = {}
+    arms: dict[str, Arm] = {}
+    seen = 0
+    while seen < rule.max_seeds:
+        open_pairs = [p for p in pairs if not (p in decisions and decisions[p].decided)]
+        if not open_pairs:
+            break
+        needed = [(label, by_label[label]) for label in by_label if any(label in p for p in open_pairs)]
+        batch = list(range(seen, min(rule.max_seeds, max(rule.min_seeds, seen + args.jobs))))
+        if args.jobs > 1:
+            run_in_processes(needed, batch, args, argv)
+        for arm in journalled(args, needed, list(range(batch[-1] + 1)), False, quiet_reads=True):
+            arms[arm.label] = arm
+        for seed in batch:
+            look_at([(arms[a], arms[b]) for a, b in open_pairs], rule, metric, level, seed + 1, decisions)
+            if seed + 1 >= rule.min_seeds:
+                print(f"look at {seed + 1} seeds:", flush=True)
+                for pair in open_pairs:
+                    print(f"  {decisions[pair].line()}", flush=True)
+            open_pairs = [p for p in open_pairs if p not in decisions or not decisions[p].decided]
+        seen = batch[-1] + 1
+    verdicts = {(worse, better): "better" for better, worse, _ in study_scale_verdicts(REFERENCE["current"])}
+    verdicts.update({(better, worse): "worse" for better, worse, _ in study_scale_verdicts(REFERENCE["current"])})
+    total = sum(sum(arm.seconds) for arm in arms.values()) * threads / 60
+    print(f"\nthe stopping rule ({metric.replace('_', ' ')}, level {rule.level:g} over {len(pairs)} pairs, "
+          f"seeds {rule.min_seeds} to {rule.max_seeds}, margin {rule.margin:g}; CPU-minutes = run seconds x {threads} "
+          f"thread(s), the pair's own runs to its last look):")
+    out = []
+    for pair in pairs:
+        d = decisions[pair]
+        records = [r for label in pair for r in arms[label].records if r.seed in d.seeds]
+        cpu = sum(r.seconds for r in records) * threads / 60
+        study = verdicts.get(pair)
+        agrees = ("no study-scale verdict" if study is None else
+                  "agrees with the study scale" if d.look.decision == study else
+                  "undecided; the study scale: " + study if d.look.decision == "undecided" else
+                  "disagrees with the study scale")
+        print(f"{d.line()}; {cpu:.1f} CPU-min; {agrees}")
+        out.append({**d.as_dict(), "cpu_minutes": round(cpu, 3), "study_scale": study})
+    print(table([arms[label] for label in by_label if label in arms], list(decisions.values())))
+    print(f"{seen} seeds; {total:.1f} CPU-minutes of training in all")
+    return {"pairs": out, "seeds": seen, "cpu_minutes": round(total, 3)}
 
 
 def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], seeds: list[int],
@@ -244,7 +328,8 @@ def train_share(configs: list, runs: list, args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", nargs="+", default=["unet", "hybrid_unet", "hybrid_unet_resdec", "smp_unet"])
+    parser.add_argument("--arms", nargs="+",
+                        help="default: unet hybrid_unet hybrid_unet_resdec smp_unet (with --max-seeds, without smp_unet)")
     parser.add_argument("--ablation", action="store_true",
                         help="add each hybrid part alone on unet and each part taken out of hybrid_unet_resdec")
     parser.add_argument("--recipe", choices=["study", "recommended"], default="study")
@@ -271,7 +356,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="data.num_workers")
     parser.add_argument("--in-memory", action="store_true", help="data.in_memory: for a GPU fed by a slow host")
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
+    parser.add_argument("--max-seeds", type=int, metavar="N", help="add seeds until every pair is decided, at most N")
+    parser.add_argument("--min-seeds", type=int, default=3, help="the rule's first look (with --max-seeds)")
+    parser.add_argument("--margin", type=float, default=0.01, help="the equivalence margin (with --max-seeds)")
+    parser.add_argument("--pairs", nargs="+", metavar="'B - A'", help="the pairs the rule decides (default: all)")
     args = parser.parse_args(argv)
+    if args.arms is None:
+        args.arms = ["unet", "hybrid_unet", "hybrid_unet_resdec"] + ([] if args.max_seeds else ["smp_unet"])
     try:
         args.seed_list = parse_seeds(args.seeds)
         args.arms = [legacy_label(a) for a in args.arms]
@@ -305,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
     configs = arm_configs(args, data)
     if os.environ.get(WORKER_RUNS):
         return train_share(configs, json.loads(os.environ[WORKER_RUNS]), args)
+    if args.max_seeds:
+        return print_json(sequential(args, configs, argv if argv is not None else sys.argv[1:]))
     if args.jobs > 1:
         run_in_processes(configs, seeds, args, argv if argv is not None else sys.argv[1:])
     results = journalled(args, configs, seeds, args.tracking)

@@ -385,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job on synthetic data: unet vs the best hybrid preset")
     demo.add_argument("--seeds", type=_positive, help="exactly seeds 0..K-1 instead of the stopping rule")
-    demo.add_argument("--max-seeds", type=_positive, default=10, help="the stopping rule's cap (default 10)")
+    demo.add_argument("--max-seeds", type=_positive, default=5,
+                      help="the stopping rule's cap (default 5: what the budget buys on two AMD EPYC cores)")
     demo.add_argument("--budget", type=float, default=5, metavar="MINUTES",
                       help="start no seed that would pass this much training (default 5)")
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")

@@ -293,9 +293,8 @@ def run_sequential(
         raise UsageError(f"--metric {metric} needs a test split (test_split=...; the data's test/ folder)")
     if journal:
         check_journal_rule(journal, rule)
-    pairs = len(configs) - 1
-    level = rule.level / pairs  # Bonferroni over the pairs compared with the first
-    decisions: dict[str, Decision] = {}
+    level = rule.level / (len(configs) - 1)  # Bonferroni over the pairs compared with the first
+    decisions: dict[tuple[str, str], Decision] = {}
     start = time.perf_counter()
     with _Session(configs, out_dir, tracking, progress, journal, test_split, rule.max_seeds * len(configs)) as session:
         for seed in range(rule.max_seeds):
@@ -309,16 +308,30 @@ def run_sequential(
             if seed + 1 < rule.min_seeds:
                 continue
             base = session.arms[0]
-            for arm in session.arms[1:]:
-                if arm.label in decisions and decisions[arm.label].decided:
-                    continue
-                d = paired(base, arm, metric)
-                look = decide(d.diffs, rule.min_seeds, rule.max_seeds, rule.margin, level)
-                decisions[arm.label] = Decision(base.label, arm.label, metric, look, d.seeds, rule.margin)
-            if all(decisions[a.label].decided for a in session.arms[1:]):
+            look_at([(base, arm) for arm in session.arms[1:]], rule, metric, level, seed + 1, decisions)
+            if all(d.decided for d in decisions.values()):
                 break
         session.decisions = list(decisions.values())
     return session.arms, session.decisions
+
+
+def look_at(pairs: Sequence[tuple[Arm, Arm]], rule: Rule, metric: str, level: float, seeds: int,
+            decisions: dict[tuple[str, str], Decision]) -> None:
+    """One look of the rule at the first `seeds` paired seeds of every pair (`b - a`) not yet
+    decided, at `level` (the rule's, split over the family by the caller); a decided pair
+    keeps its decision. Updates `decisions`, keyed by (a, b) label."""
+    if seeds < rule.min_seeds:
+        return
+    for a, b in pairs:
+        key = (a.label, b.label)
+        if key in decisions and decisions[key].decided:
+            continue
+        d = paired(a, b, metric)
+        used = [i for i, s in enumerate(d.seeds) if s < seeds]
+        if len(used) < rule.min_seeds:
+            continue
+        look = decide([d.diffs[i] for i in used], rule.min_seeds, rule.max_seeds, rule.margin, level)
+        decisions[key] = Decision(a.label, b.label, metric, look, tuple(d.seeds[i] for i in used), rule.margin)
 
 
 def check_journal_rule(journal: str | Path, rule: Rule) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hybridunet.errors import UsageError
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem != "common")
 
@@ -129,6 +131,49 @@ def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, mo
     again_lines, again = run_benchmark(*args, capsys=capsys)
     assert again == figures and len(journal.read_text().splitlines()) == 6  # nothing trained again
     assert sum("(from outputs/quality/journal.jsonl)" in line for line in again_lines) == 6
+
+
+def test_quality_with_the_rule_decides_identical_arms_equivalent_and_a_rerun_reads_the_journal(capsys, tmp_path,
+                                                                                               monkeypatch):
+    """--max-seeds: looks seed by seed; two arms of one config (unet's skip is concat) differ by
+    exactly 0 and are equivalent at the first look; the journal records the rule and a rerun
+    under another cap is refused."""
+    monkeypatch.chdir(tmp_path)
+    args = ("quality", "--arms", "unet", "unet+skip=concat", "--epochs", "1", "--train", "8", "--val", "4",
+            "--test", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking",
+            "--max-seeds", "5", "--min-seeds", "2")
+    lines, figures = run_benchmark(*args, capsys=capsys)
+    [pair] = figures["pairs"]
+    assert pair["decision"] == "equivalent" and pair["seeds"] == [0, 1] and figures["seeds"] == 2
+    assert pair["estimate"] == 0.0 and pair["ci95"] == [0.0, 0.0] and pair["cpu_minutes"] > 0
+    assert "look at 2 seeds:" in lines
+    assert any(line.startswith("test_dice unet+skip=concat - unet: equivalent within ±0.01") for line in lines)
+    journal = tmp_path / "outputs/quality/journal.jsonl"
+    assert journal.read_text().splitlines()[0] == '{"rule": {"max_seeds": 5, "min_seeds": 2, "margin": 0.01, "level": 0.05}}'
+    _, again = run_benchmark(*args, capsys=capsys)
+    assert again == figures and len(journal.read_text().splitlines()) == 5  # the rule and 2 x 2 runs
+    with pytest.raises(UsageError, match="continues a sequence under"):
+        run_benchmark(*args[:-4], "--max-seeds", "6", "--min-seeds", "2", capsys=capsys)
+
+
+def test_demo_recipe_scores_candidates_on_held_out_seeds_only(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module("demo_recipe")
+    monkeypatch.setattr(module, "SYNTHETIC", {"train": 8, "val": 4, "size": 32, "seed": 0})
+    tiny = {**module.RECIPE, "model": {"widths": [4, 8]}, "train": {"epochs": 1, "batch_size": 4, "progress": False},
+            "data": {**module.RECIPE["data"], "size": 32, "limit_val": 4}}
+    monkeypatch.setattr(module, "RECIPE", tiny)
+    monkeypatch.setattr(module, "CANDIDATES", {"demo": {}, "e2": {"train.epochs": 2}})
+    with pytest.raises(SystemExit, match="held-out seeds are 100 and up"):
+        module.main(["--seeds", "2"])
+    capsys.readouterr()
+    module.main(["--seeds", "100:103"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert set(figures) == {"demo", "e2"} and all(f["cap"] == 10 for f in figures.values())  # tiny runs: 10 fit
+    assert any(line.startswith("e2 ") and "(cap 10)" in line for line in lines)
+    journal = (tmp_path / "outputs/demo-recipe/journal.jsonl").read_text().splitlines()
+    assert len(journal) == 12 and all(json.loads(line)["seed"] >= 100 for line in journal)
 
 
 def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monkeypatch, capsys):
