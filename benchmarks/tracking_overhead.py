@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 MODES = {"off": None, "on": "tracking.background=true", "on, inline": "tracking.background=false"}
 
@@ -44,8 +42,10 @@ def recipe(name: str) -> tuple[dict[str, Any], int]:
     if name == "demo":
         from hybridunet.demo import RECIPE
 
-        return {**copy.deepcopy(RECIPE), "seed": 0}, 256  # the demo's data: 256x256, cropped to 96
-    tree = yaml.safe_load((REPO / "experiments/configs/tiny.yaml").read_text())
+        return {**copy.deepcopy(RECIPE), "seed": 0}, 256  # the demo's data: 256x256, resized to 48
+    from hybridunet.config import config_tree
+
+    tree = config_tree("tiny")
     tree["data"].update(limit_train=32, size=64)
     tree["train"]["epochs"] = 6
     return tree, 64

@@ -12,6 +12,21 @@ from pathlib import Path
 from hybridunet import __version__  # the package's __init__ imports nothing heavy: --help answers at once
 
 
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """Print the recipes that ship with the package: `--config NAME` takes any of them."""
+    from hybridunet.recipes import description, names, recipe_path
+
+    if args.show:
+        print(recipe_path(args.show).read_text(), end="")
+        return 0
+    width = max(len(name) for name in names()) + 2
+    for name in names():
+        print(f"{name:<{width}}{description(name)}")
+    print("\n`--config NAME` (train, tune, compare) takes a name; a YAML may start from one with "
+          "`base: NAME`. `hybridunet recipes --show NAME` prints one.")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """Print every registered model with its parameters and GFLOPs for one image."""
     from hybridunet.models import MODELS, create_model, list_models
@@ -266,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
+    recipes = commands.add_parser("recipes", help="list the recipes that ship with the package (for --config NAME)")
+    recipes.add_argument("--show", metavar="NAME", help="print one recipe's YAML")
+    recipes.set_defaults(func=cmd_recipes)
     models = commands.add_parser("models", help="list models with parameters and GFLOPs")
     models.add_argument("--filter", default="*", help="glob on model names, e.g. 'smp_*'")
     models.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
@@ -303,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=cmd_data_stats)
 
     train = commands.add_parser("train", help="train from a YAML config (last line: metrics JSON)")
-    train.add_argument("--config", required=True, help="experiment YAML, e.g. experiments/configs/unet.yaml")
+    train.add_argument("--config", required=True,
+                       help="a recipe name (`hybridunet recipes`: unet, tiny, ...) or an experiment YAML")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the output folder")
     train.add_argument("--overwrite", action="store_true", help="replace an existing output folder's checkpoints")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=2")
@@ -346,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     compare = commands.add_parser("compare", help="train configs over seeds and test the difference")
-    compare.add_argument("--configs", nargs="+", metavar="YAML", help="two or more experiment configs")
+    compare.add_argument("--configs", nargs="+", metavar="CONFIG",
+                         help="two or more recipe names or experiment YAMLs")
     compare.add_argument("--seeds", nargs="+", metavar="K",
                          help="K: seeds 0..K-1 for every config (default 3); A:B: seeds A..B-1; "
                               "several numbers: those seeds")
@@ -365,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=cmd_compare)
 
     tune = commands.add_parser("tune", help="Optuna study over a YAML search space (resumable)")
-    tune.add_argument("--config", required=True, help="base experiment config")
+    tune.add_argument("--config", required=True, help="the base config: a recipe name or an experiment YAML")
     tune.add_argument("--search", required=True, help="search space YAML, e.g. experiments/search/recipe.yaml")
     tune.add_argument("--trials", type=_positive, required=True, help="finished trials the study should hold in total")
     tune.add_argument("--storage", default="sqlite:///optuna.db", help="Optuna RDB URL (default sqlite:///optuna.db)")

@@ -315,12 +315,42 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Read a YAML config (``yaml.safe_load``) and apply dotted overrides."""
+    """Read a YAML config (``yaml.safe_load``) or a shipped recipe by name (``tiny``; see
+    `hybridunet.recipes`), its ``base:`` chain merged under it, and apply dotted overrides."""
     tree: dict[str, Any] = {}
     source = "overrides"
     if path is not None:
         source = str(path)
-        tree = read_yaml(path) or {}
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections, got {type(tree).__name__}")
+        tree = config_tree(path)
     return parse_config(apply_overrides(tree, overrides), source)
+
+
+def config_tree(spec: str | Path, _chain: tuple[Path, ...] = (), _relative_to: Path | None = None) -> dict[str, Any]:
+    """A config file (or recipe name) as a plain tree: the file's keys merged, section by
+    section, over those of the recipe or file its ``base:`` names (a chain of them, no cycles)."""
+    from hybridunet.recipes import resolve
+
+    path = resolve(spec, _relative_to)
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"{path}: base: makes a cycle ({cycle})")
+    tree = read_yaml(path) or {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(tree).__name__}")
+    base = tree.pop("base", None)
+    if base is None:
+        return tree
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base: expected a recipe name or a YAML path, got {base!r}")
+    return merge_trees(config_tree(base, (*_chain, path.resolve()), path.parent), tree)
+
+
+def merge_trees(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` over `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_trees(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
