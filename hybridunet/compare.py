@@ -130,19 +130,38 @@ def decision_metric(arms: Sequence[Arm]) -> str:
     return "test_dice" if arms and all(a.has("test_dice") for a in arms) else "dice"
 
 
+COST_KEYS = ("params_m", "gflops", "train_images_per_s", "inference_images_per_s")  # a run's `cost`
+COST_COLUMNS = (("params M", 8, ".2f"), ("GFLOPs", 7, ".2f"), ("train img/s", 11, ".1f"), ("infer img/s", 11, ".1f"))
+
+
+def cost_means(arm: Arm) -> dict[str, float]:
+    """The mean of each cost figure over the arm's runs that logged it."""
+    out = {}
+    for key in COST_KEYS:
+        values = [r.cost[key] for r in arm.records if r.cost.get(key) is not None]
+        if values:
+            out[key] = float(np.mean(values))
+    return out
+
+
 def table(arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> str:
     """The comparison as plain text: mean ± std per arm, paired differences (or, for a
     sequential comparison, the rule's decisions), per-class Dice."""
     test = any(a.has("test_dice") for a in arms)
     head = f"{'config':<24} {'seeds':>5} {'val Dice':>17} {'val mIoU':>17}"
-    lines = [head + (f" {'test Dice':>17}" if test else "") + f" {'s/run':>7}"]
+    lines = [head + (f" {'test Dice':>17}" if test else "") + f" {'s/run':>7}" +
+             "".join(f" {title:>{width}}" for title, width, _ in COST_COLUMNS)]
     for arm in arms:
         seconds = f"{np.mean(arm.seconds):.0f}" if arm.seconds else "-"
         row = (f"{arm.label:<24} {len(arm.records):>5} {mean_std(list(arm.values('dice').values())):>17} "
                f"{mean_std(list(arm.values('miou').values())):>17}")
         if test:
             row += f" {mean_std(list(arm.values('test_dice').values())):>17}"
-        lines.append(f"{row} {seconds:>7}")
+        cost = cost_means(arm)
+        row += f" {seconds:>7}" + "".join(
+            f" {format(cost[key], spec) if key in cost else '-':>{width}}" for (_, width, spec), key in
+            zip(COST_COLUMNS, COST_KEYS))
+        lines.append(row)
     metrics = ("dice", "miou", "test_dice") if test else ("dice", "miou")
     if decisions:
         lines += [d.line() for d in decisions]
@@ -169,7 +188,8 @@ def summary(arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> dict[str
     if decisions:
         out["decisions"] = [d.as_dict() for d in decisions]
     for arm in arms:
-        entry: dict[str, Any] = {"seeds": arm.seeds, "run_ids": [r.run_id for r in arm.records]}
+        entry: dict[str, Any] = {"seeds": arm.seeds, "run_ids": [r.run_id for r in arm.records],
+                                 "cost": cost_means(arm)}
         for metric in METRICS:
             values = arm.values(metric)
             if values:
@@ -424,7 +444,7 @@ def train_record(label: str, config: ExperimentConfig, seed: int, out_dir: Path,
     result = fit(run_config, callbacks=callbacks)
     record = RunRecord(label, seed, scores_of(result), config_hash=config.result_hash(),
                        data_fingerprint=seen.fingerprint, seconds=time.perf_counter() - start,
-                       run_id=result.get("run_id"), checkpoint=result["checkpoint"])
+                       run_id=result.get("run_id"), checkpoint=result["checkpoint"], cost=result.get("cost") or {})
     if test_split:
         from hybridunet.engine import evaluate_checkpoint
 

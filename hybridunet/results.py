@@ -45,6 +45,7 @@ class RunRecord:
     seconds: float | None = None
     run_id: str | None = None  # MLflow, when tracking was on
     checkpoint: str | None = None
+    cost: Mapping[str, float | None] = field(default_factory=dict)  # params_m, gflops, train/inference images/s
 
     @property
     def key(self) -> tuple[str, int, str | None]:
@@ -73,6 +74,8 @@ class RunRecord:
                         test_per_class_dice=dict(self.test.per_class_dice))
         line.update(data_fingerprint=self.data_fingerprint, seconds=self.seconds, run_id=self.run_id,
                     checkpoint=self.checkpoint)
+        if self.cost:
+            line["cost"] = dict(self.cost)
         return line
 
     @classmethod
@@ -88,6 +91,7 @@ class RunRecord:
             val=Scores(float(line["dice"]), _float(line.get("miou")), line.get("per_class_dice") or {}),
             test=test, config_hash=line.get("config_hash"), data_fingerprint=line.get("data_fingerprint"),
             seconds=line.get("seconds"), run_id=line.get("run_id"), checkpoint=line.get("checkpoint"),
+            cost=line.get("cost") or {},
         )
 
 

@@ -34,8 +34,17 @@ def test_tiny_run_overfits_four_images(tiny_config, data, tmp_path):
 def test_train_cli_prints_metrics_json_and_eval_reproduces_it(tiny_yaml, data, tmp_path, capsys):
     assert main(["train", "--config", str(tiny_yaml), f"data.root={data}", f"train.out_dir={tmp_path}"]) == 0
     trained = last_json_line(capsys)
-    assert set(trained) == {"dice", "miou", "pixel_acc", "loss", "per_class_dice", "soft_dice_study", "checkpoint"}
+    assert set(trained) == {"dice", "miou", "pixel_acc", "loss", "per_class_dice", "soft_dice_study", "checkpoint",
+                            "cost"}
     assert len(trained["per_class_dice"]) == 19
+    cost = trained.pop("cost")
+    from hybridunet.config import load_config
+    from hybridunet.models import create_model
+    from hybridunet.models.summary import count_flops, count_params
+
+    model = create_model("unet", widths=load_config(tiny_yaml).model.widths)
+    assert cost["params_m"] == count_params(model) / 1e6 and cost["gflops"] == count_flops(model, (3, 64, 64)) / 1e9
+    assert cost["train_images_per_s"] > 0 and cost["inference_images_per_s"] > 0
     assert main(["eval", "--checkpoint", trained.pop("checkpoint")]) == 0
     assert last_json_line(capsys) == trained
 
@@ -48,6 +57,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(crash_after, tiny_conf
     assert read_checkpoint(tmp_path / "split" / "last.safetensors")[1]["epoch"] == 1
     resumed = fit(tiny_config(data, tmp_path / "split", *overrides), resume=True)
     assert resumed.pop("checkpoint") != whole.pop("checkpoint")
+    assert resumed.pop("cost").keys() == whole.pop("cost").keys()  # speeds are measured, not reproduced
     assert resumed == whole
     a, _ = read_checkpoint(tmp_path / "whole" / "last.safetensors")
     b, meta = read_checkpoint(tmp_path / "split" / "last.safetensors")

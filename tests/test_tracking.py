@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import hybridunet
-from hybridunet.compare import arms_from_mlflow, run_comparison
+from hybridunet.compare import COST_KEYS, arms_from_mlflow, cost_means, run_comparison
 from hybridunet.engine import fit
 from hybridunet.tracking import MLflowCallback
 
@@ -77,6 +77,9 @@ def check_training_run(uri: str, result: dict) -> None:
     history = client.get_metric_history(run.info.run_id, "val_dice")
     assert run.data.metrics["best_val_dice"] == max(m.value for m in history) == pytest.approx(result["dice"])
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_dice/road")] == [0, 1]
+    cost = {k.removeprefix("cost/"): v for k, v in run.data.metrics.items() if k.startswith("cost/")}
+    assert cost == pytest.approx(result["cost"]) and set(cost) == set(COST_KEYS)  # Dice against cost in the charts
+    assert all(v > 0 for v in cost.values())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"checkpoint", "plots", "config.yaml", "images"} <= artifacts
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
@@ -131,8 +134,15 @@ def check_comparison(tracked, server: str, tiny_data: Path, tmp_path: Path) -> N
     assert parent.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "compare")} == {
         "compare/table.txt", "compare/summary.json", "compare/dice.png"}
-    from_mlflow = {a.label: a.values("dice") for a in arms_from_mlflow("cmp", server)}
+    read_back = arms_from_mlflow("cmp", server)
+    from_mlflow = {a.label: a.values("dice") for a in read_back}
     assert from_mlflow == {"unet": arms[0].values("dice"), "hybrid_unet": arms[1].values("dice")}
+    for arm, again in zip(arms, sorted(read_back, key=lambda a: a.label != "unet")):
+        assert cost_means(again) == pytest.approx(cost_means(arm)) and set(cost_means(arm)) == set(COST_KEYS)
+    text = client.download_artifacts(parent.info.run_id, "compare/table.txt", str(tmp_path))
+    head, unet_row = Path(text).read_text().splitlines()[:2]
+    assert "GFLOPs" in head and "infer img/s" in head
+    assert f"{cost_means(arms[0])['params_m']:.2f}" in unet_row.split()
 
 
 def test_background_log_keeps_order_and_raises_a_failure_at_close():

@@ -73,6 +73,8 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
                 break
         result = {**run.best, "checkpoint": str(run.out_dir / "best.safetensors")}
         result.pop("epoch", None)
+        if world.is_main:
+            result["cost"] = run_cost(run, config.train.val_batch_size or config.train.batch_size)
         for cb in callbacks:
             cb.on_fit_end(run, result)
         if world.is_main:
@@ -194,3 +196,17 @@ class _Training:
                              "best": run.best, "train_state": plain, "info": run.info},
                             extra_tensors=tensors)
         return improved
+
+
+def run_cost(run: Run, batch: int) -> dict[str, float | None]:
+    """What the run's model costs, for Dice-against-cost charts: millions of parameters,
+    forward GFLOPs per image at the training size, training images/s (the median epoch) and
+    eval-mode inference images/s at the validation batch size on the run's device and
+    precision (the best checkpoint has the same architecture, so the same speed)."""
+    from hybridunet.models.summary import count_flops, count_params, images_per_second
+
+    shape = (3, run.config.data.size, run.config.data.size)
+    speeds = sorted(row["images_per_s"] for row in run.history if row.get("images_per_s"))
+    return {"params_m": count_params(run.model) / 1e6, "gflops": count_flops(run.model, shape) / 1e9,
+            "train_images_per_s": speeds[len(speeds) // 2] if speeds else None,
+            "inference_images_per_s": images_per_second(run.model, shape, batch, run.device, run.precision)}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from hybridunet.device import FP32, Precision
 
 
 def count_params(model: nn.Module) -> int:
@@ -23,3 +27,32 @@ def count_flops(model: nn.Module, input_size: tuple[int, int, int] = (3, 256, 25
     finally:
         model.train(was_training)
     return counter.get_total_flops()
+
+
+
+def images_per_second(model: nn.Module, input_size: tuple[int, int, int], batch: int, device: torch.device,
+                      precision: Precision | None = None, repeats: int = 3) -> float:
+    """Eval-mode forward throughput at one batch size, under the run's precision: the best of
+    `repeats` timed batches after one warm-up (the best: these machines are noisy)."""
+    precision = precision or FP32
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(batch, *input_size, device=device).to(memory_format=precision.memory_format)
+    best = float("inf")
+    try:
+        with torch.no_grad(), precision.autocast(device):
+            for i in range(repeats + 1):
+                _sync(device)
+                start = time.perf_counter()
+                model(x)
+                _sync(device)
+                if i:
+                    best = min(best, time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return batch / best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -144,7 +144,8 @@ class MLflowCallback(Callback):
             self._log.submit(self.client.log_artifact, self.run_id, str(path), "checkpoint")
         per_class = {f"best_val_dice/{k}": v for k, v in (result.get("per_class_dice") or {}).items()
                      if v is not None and math.isfinite(v)}
-        self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"], **per_class})
+        cost = {f"cost/{k}": v for k, v in (result.get("cost") or {}).items() if v is not None and math.isfinite(v)}
+        self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"], **per_class, **cost})
         self.flush()
         matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
         with tempfile.TemporaryDirectory() as folder:  # drawn here while the worker sends what is queued

@@ -41,6 +41,7 @@ def _record(run: Any) -> RunRecord:
         val=Scores(metrics["best_val_dice"], metrics.get("best_val_miou", math.nan), per_class), test=test,
         config_hash=tags.get("config.hash"), data_fingerprint=tags.get("data.fingerprint"), seconds=seconds,
         run_id=run.info.run_id, checkpoint=None,
+        cost={k.removeprefix("cost/"): v for k, v in metrics.items() if k.startswith("cost/")},
     )
 
 
