@@ -486,22 +486,82 @@ def _parent(config: ExperimentConfig, tracking: bool, name: str, tags: dict[str,
 
 
 def _log_summary(parent, arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> None:
-    from hybridunet.viz import comparison_figure
+    """The comparison at a glance on the parent run: each arm's validation curve as stepped
+    metrics (``val_dice_mean/<arm>``, ``val_dice_std/<arm>``, one point per epoch), its final
+    means (``dice_mean/<arm>``...), each pair's difference, interval and decision
+    (``decision/<b>-<a>/...``, tags ``compare.decision.<b>``), a figure in the chart view
+    (key ``comparison``) and the outcome in the run's name."""
+    from hybridunet.viz import comparison_figure, comparison_panels, figure_array
 
     parent.log_text(table(arms, decisions), "compare/table.txt")
     parent.log_json(json_safe(summary(arms, decisions)), "compare/summary.json")
     parent.log_figure(comparison_figure({a.label: list(a.values("dice").values()) for a in arms}, "Dice"),
                       "compare/dice.png")
+    curves = {a.label: {r.seed: parent.history(r.run_id, "val_dice") for r in a.records if r.run_id} for a in arms}
+    longest = max((len(v) for seeds in curves.values() for v in seeds.values()), default=0)
+    for epoch in range(longest):
+        step: dict[str, float] = {}
+        for label, seeds in curves.items():
+            values = [v[epoch] for v in seeds.values() if len(v) > epoch]
+            if values:
+                step[f"val_dice_mean/{_metric_key(label)}"] = float(np.mean(values))
+                step[f"val_dice_std/{_metric_key(label)}"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        parent.log_metrics(step, step=epoch)
     metrics = {}
     for arm in arms:
-        key = _metric_key(arm.label)
         for metric in METRICS:
             values = list(arm.values(metric).values())
             if values:
-                metrics[f"{key}/{metric}_mean"] = float(np.mean(values))
-    parent.log_metrics(metrics)
+                metrics[f"{metric}_mean/{_metric_key(arm.label)}"] = float(np.mean(values))
+        metrics.update({f"cost/{key}/{_metric_key(arm.label)}": v for key, v in cost_means(arm).items()})
+    pairs = _pair_outcomes(arms, decisions)
+    for pair in pairs:
+        key = f"decision/{_metric_key(pair['b'])}-{_metric_key(pair['a'])}"
+        metrics.update({f"{key}/difference": pair["estimate"], f"{key}/ci95_low": pair["ci95"][0],
+                        f"{key}/ci95_high": pair["ci95"][1], f"{key}/seeds": len(pair["seeds"])})
+    parent.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
+    parent.set_tags({"compare.outcome": "; ".join(p["headline"] for p in pairs),
+                     **{f"compare.decision.{_metric_key(d.b)}": d.look.decision for d in decisions}})
+    per_class = {a.label: {name: float(np.mean(v)) for name, v in _per_class(a).items()} for a in arms}
+    diffs = {f"{p['b']} - {p['a']}": dict(zip(p["seeds"], p["diffs"])) for p in pairs}
+    figure = comparison_panels(curves, per_class, diffs)
+    parent.log_image(figure_array(figure), key="comparison")
+    parent.log_figure(figure, "compare/comparison.png")
+    if pairs:
+        parent.rename(" | ".join(p["headline"] for p in pairs))
+
+
+def _pair_outcomes(arms: Sequence[Arm], decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+    """Each pair as the parent run shows it: the rule's decision where there is one, else the
+    paired t interval of the fixed seeds (never called a decision)."""
+    metric = decisions[0].metric if decisions else decision_metric(arms)
+    by_label = {a.label: a for a in arms}
+    out = []
     if decisions:
-        parent.set_tags({f"compare.decision.{_metric_key(d.b)}": d.look.decision for d in decisions})
+        for d in decisions:
+            p = paired(by_label[d.a], by_label[d.b], metric)
+            diffs = [v for s, v in zip(p.seeds, p.diffs) if s in d.seeds]
+            outcome = {"better": f"{d.b} better", "worse": f"{d.a} better", "equivalent": "equivalent",
+                       "undecided": "undecided"}[d.look.decision]
+            out.append({"a": d.a, "b": d.b, "estimate": d.look.mean, "ci95": list(d.look.ci), "seeds": list(d.seeds),
+                        "diffs": diffs, "headline": f"{d.b} vs {d.a}: {outcome} {d.look.mean:+.3f} ({len(d.seeds)} seeds)"})
+        return out
+    for other in arms[1:]:
+        p = paired(arms[0], other, metric)
+        if p.diffs:
+            out.append({"a": p.a, "b": p.b, "estimate": p.mean, "ci95": list(p.ci95), "seeds": list(p.seeds),
+                        "diffs": list(p.diffs),
+                        "headline": f"{p.b} vs {p.a}: {p.mean:+.3f}, p = {p.p_value:.2g} ({len(p.seeds)} fixed seeds)"})
+    return out
+
+
+def _per_class(arm: Arm) -> dict[str, list[float]]:
+    values: dict[str, list[float]] = {}
+    for record in arm.records:
+        for name, v in record.val.per_class_dice.items():
+            if v is not None and math.isfinite(v):
+                values.setdefault(name, []).append(v)
+    return values
 
 
 def _metric_key(label: str) -> str:

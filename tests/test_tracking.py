@@ -267,3 +267,33 @@ def test_a_tracked_training_writes_no_mlflow_telemetry_or_config_into_home(tiny_
     kept = subprocess.run([sys.executable, "-c", code], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
                           capture_output=True, text=True, cwd=tmp_path)
     assert kept.stdout.strip() == "false", kept.stderr[-2000:]
+
+
+def test_a_compare_parent_shows_each_arms_curve_the_difference_and_the_decision(tracked, tiny_data, tmp_path,
+                                                                                 mlflow_store):
+    """The parent alone draws the comparison: one point per epoch per arm (the mean over
+    seeds), the paired difference and its interval, the decision as a tag and in its name."""
+    from hybridunet.compare import Rule, run_sequential
+
+    configs = [(label, tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=glance", "train.epochs=2",
+                               "data.limit_train=8", "data.limit_val=4", "tracking.log_images=0"))
+               for label in ("unet", "same")]
+    arms, [decision] = run_sequential(configs, Rule(max_seeds=4, min_seeds=2), out_dir=tmp_path / "cmp")
+    assert decision.look.decision == "equivalent" and arms[0].seeds == [0, 1]
+    client = MlflowClient(mlflow_store)
+    parent = client.get_run(client.get_run(arms[0].records[0].run_id).data.tags["mlflow.parentRunId"])
+    for arm in arms:
+        children = [client.get_metric_history(r.run_id, "val_dice") for r in arm.records]
+        means = client.get_metric_history(parent.info.run_id, f"val_dice_mean/{arm.label}")
+        assert [m.step for m in means] == [0, 1]  # one point per epoch
+        assert [m.value for m in sorted(means, key=lambda m: m.step)] == pytest.approx(
+            [np.mean([h[e].value for h in children]) for e in (0, 1)])
+        assert f"val_dice_std/{arm.label}" in parent.data.metrics
+        assert parent.data.metrics[f"dice_mean/{arm.label}"] == pytest.approx(np.mean(list(arm.values("dice").values())))
+    assert parent.data.metrics["decision/same-unet/difference"] == 0.0
+    assert parent.data.metrics["decision/same-unet/seeds"] == 2
+    assert parent.data.tags["compare.decision.same"] == "equivalent"
+    assert parent.info.run_name == "same vs unet: equivalent +0.000 (2 seeds)"
+    images = {a.path.split("/")[1] for a in client.list_artifacts(parent.info.run_id, "images")}
+    assert any(name.startswith("comparison") for name in images)  # an image key: the chart view draws it
+    assert "compare/comparison.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}

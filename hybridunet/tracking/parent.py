@@ -25,9 +25,23 @@ class ParentRun:
     def log_params(self, params: dict[str, Any]) -> None:
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
-    def log_metrics(self, metrics: dict[str, float]) -> None:
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(rows), 1000):  # the store's limit per batch
+            self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])
+
+    def log_image(self, image: Any, key: str, step: int = 0) -> None:
+        """An image under `key`: MLflow's chart view draws it as a chart of this run."""
+        self.client.log_image(self.run_id, image, key=key, step=step, synchronous=True)
+
+    def rename(self, name: str) -> None:
+        self.client.update_run(self.run_id, name=name[:250])
+
+    def history(self, run_id: str, key: str) -> list[float]:
+        """Another run's (a child's) metric `key`, one value per step in step order."""
+        points = sorted(self.client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        return list({m.step: m.value for m in points}.values())
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
