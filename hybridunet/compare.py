@@ -487,10 +487,12 @@ def _parent(config: ExperimentConfig, tracking: bool, name: str, tags: dict[str,
 
 def _log_summary(parent, arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> None:
     """The comparison at a glance on the parent run: each arm's validation curve as stepped
-    metrics (``val_dice_mean/<arm>``, ``val_dice_std/<arm>``, one point per epoch), its final
-    means (``dice_mean/<arm>``...), each pair's difference, interval and decision
-    (``decision/<b>-<a>/...``, tags ``compare.decision.<b>``), a figure in the chart view
-    (key ``comparison``) and the outcome in the run's name."""
+    metrics (``curve/<arm>``: the mean over seeds, ``spread/<arm>``: their std; one point per
+    epoch), its final means (``dice_mean/<arm>``...), each pair's difference, interval and
+    decision (``decision/<b>-<a>/...``, tags ``compare.decision.<b>``), the comparison's
+    pictures as image charts (``comparison/curves``, ``/per_class``, ``/per_seed``: MLflow's
+    chart view sorts its sections by name, so they come first, then the curves) and the
+    outcome in the run's name."""
     from hybridunet.viz import comparison_figure, comparison_panels, figure_array
 
     parent.log_text(table(arms, decisions), "compare/table.txt")
@@ -504,8 +506,8 @@ def _log_summary(parent, arms: Sequence[Arm], decisions: Sequence[Decision] = ()
         for label, seeds in curves.items():
             values = [v[epoch] for v in seeds.values() if len(v) > epoch]
             if values:
-                step[f"val_dice_mean/{_metric_key(label)}"] = float(np.mean(values))
-                step[f"val_dice_std/{_metric_key(label)}"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                step[f"curve/{_metric_key(label)}"] = float(np.mean(values))
+                step[f"spread/{_metric_key(label)}"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         parent.log_metrics(step, step=epoch)
     metrics = {}
     for arm in arms:
@@ -513,7 +515,6 @@ def _log_summary(parent, arms: Sequence[Arm], decisions: Sequence[Decision] = ()
             values = list(arm.values(metric).values())
             if values:
                 metrics[f"{metric}_mean/{_metric_key(arm.label)}"] = float(np.mean(values))
-        metrics.update({f"cost/{key}/{_metric_key(arm.label)}": v for key, v in cost_means(arm).items()})
     pairs = _pair_outcomes(arms, decisions)
     for pair in pairs:
         key = f"decision/{_metric_key(pair['b'])}-{_metric_key(pair['a'])}"
@@ -523,10 +524,11 @@ def _log_summary(parent, arms: Sequence[Arm], decisions: Sequence[Decision] = ()
     parent.set_tags({"compare.outcome": "; ".join(p["headline"] for p in pairs),
                      **{f"compare.decision.{_metric_key(d.b)}": d.look.decision for d in decisions}})
     per_class = {a.label: {name: float(np.mean(v)) for name, v in _per_class(a).items()} for a in arms}
-    diffs = {f"{p['b']} - {p['a']}": dict(zip(p["seeds"], p["diffs"])) for p in pairs}
-    figure = comparison_panels(curves, per_class, diffs)
-    parent.log_image(figure_array(figure), key="comparison")
-    parent.log_figure(figure, "compare/comparison.png")
+    diffs = {f"{p['b']} - {p['a']}\n{p['caption']}": dict(zip(p["seeds"], p["diffs"])) for p in pairs}
+    figures = comparison_panels(curves, per_class, diffs)
+    for name in ("curves", "per_class", "per_seed"):
+        parent.log_image(figure_array(figures[name]), key=f"comparison/{name}")
+    parent.log_figure(figures["all"], "compare/comparison.png")
     if pairs:
         parent.rename(" | ".join(p["headline"] for p in pairs))
 
@@ -543,15 +545,18 @@ def _pair_outcomes(arms: Sequence[Arm], decisions: Sequence[Decision]) -> list[d
             diffs = [v for s, v in zip(p.seeds, p.diffs) if s in d.seeds]
             outcome = {"better": f"{d.b} better", "worse": f"{d.a} better", "equivalent": "equivalent",
                        "undecided": "undecided"}[d.look.decision]
-            out.append({"a": d.a, "b": d.b, "estimate": d.look.mean, "ci95": list(d.look.ci), "seeds": list(d.seeds),
-                        "diffs": diffs, "headline": f"{d.b} vs {d.a}: {outcome} {d.look.mean:+.3f} ({len(d.seeds)} seeds)"})
+            low, high = d.look.ci
+            out.append({"a": d.a, "b": d.b, "estimate": d.look.mean, "ci95": [low, high], "seeds": list(d.seeds),
+                        "diffs": diffs, "headline": f"{d.b} vs {d.a}: {outcome} {d.look.mean:+.3f} ({len(d.seeds)} seeds)",
+                        "caption": f"{outcome}, 95% CI {low:+.3f} .. {high:+.3f}"})
         return out
     for other in arms[1:]:
         p = paired(arms[0], other, metric)
         if p.diffs:
             out.append({"a": p.a, "b": p.b, "estimate": p.mean, "ci95": list(p.ci95), "seeds": list(p.seeds),
                         "diffs": list(p.diffs),
-                        "headline": f"{p.b} vs {p.a}: {p.mean:+.3f}, p = {p.p_value:.2g} ({len(p.seeds)} fixed seeds)"})
+                        "headline": f"{p.b} vs {p.a}: {p.mean:+.3f}, p = {p.p_value:.2g} ({len(p.seeds)} fixed seeds)",
+                        "caption": f"p = {p.p_value:.2g}, 95% CI {p.ci95[0]:+.3f} .. {p.ci95[1]:+.3f}"})
     return out
 
 

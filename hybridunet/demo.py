@@ -57,12 +57,13 @@ def run_demo(seeds: int | None = None, tracking: bool = True, max_seeds: int = 5
     print(table(arms, decisions))
     print(f"\n{len(arms[0].seeds)} seeds in {(time.perf_counter() - start) / 60:.1f} minutes")
     if tracking:
-        from hybridunet.tracking import experiment_id, tracking_uri
+        from hybridunet.tracking import ui_links
 
+        charts, page = ui_links(arms[0].records[-1].run_id)
         experiment = RECIPE["tracking"]["experiment"]
-        number = experiment_id(experiment, tracking_uri())
-        print(f"\nEvery run is in MLflow (experiment {experiment}). To browse them:  mlflow ui   then open\n"
-              f"  http://127.0.0.1:5000/#/experiments/{number}/runs?workflowType=machine_learning\n"
+        print(f"\nEvery run is in MLflow (experiment {experiment}). To see the comparison:  mlflow ui   then open\n"
+              f"  {charts}\n    (the chart view: each arm's learning curve, the difference and the decision)\n"
+              f"  {page}\n    (this comparison's own page; its seeds are nested runs under it)\n"
               f"To compare them again:  hybridunet compare --experiment {experiment}")
     return summary(arms, decisions)
 

@@ -119,17 +119,35 @@ def comparison_figure(values: dict[str, Sequence[float]], metric: str) -> Figure
 
 
 def comparison_panels(curves: dict[str, dict[int, Sequence[float]]], per_class: dict[str, dict[str, float]],
-                      diffs: dict[str, dict[int, float]], metric: str = "Dice") -> Figure:
-    """A comparison on one picture: each arm's validation curve (mean over seeds, a band of
-    one std), its per-class Dice beside the others', and each pair's difference per seed.
+                      diffs: dict[str, dict[int, float]], metric: str = "Dice") -> dict[str, Figure]:
+    """A comparison as three pictures, each readable as one of MLflow's image charts:
+    ``curves`` (each arm's validation curve, mean over seeds with a band of one std),
+    ``per_class`` (each arm's per-class Dice beside the others') and ``per_seed`` (each pair's
+    difference per seed), and ``all`` (the three side by side, for the artifact).
 
     curves: arm -> seed -> val Dice per epoch; per_class: arm -> class -> mean Dice;
     diffs: "B - A" -> seed -> difference of the deciding metric.
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(15, 4.2), dpi=80)
-    ax_curve, ax_class, ax_diff = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.6, 0.8]})
+    draw = {"curves": lambda ax: _curves(ax, curves, metric), "per_class": lambda ax: _per_class(ax, per_class, metric),
+            "per_seed": lambda ax: _per_seed(ax, diffs, metric)}
+    sizes = {"curves": (6, 4.5), "per_class": (8, 4.5), "per_seed": (5, 4.5)}
+    out = {}
+    for name, paint in draw.items():
+        fig = Figure(figsize=sizes[name], dpi=80)
+        paint(fig.subplots())
+        fig.tight_layout()
+        out[name] = fig
+    fig = Figure(figsize=(19, 4.5), dpi=80)
+    for ax, paint in zip(fig.subplots(1, 3, gridspec_kw={"width_ratios": [6, 8, 5]}), draw.values()):
+        paint(ax)
+    fig.tight_layout()
+    out["all"] = fig
+    return out
+
+
+def _curves(ax, curves: dict[str, dict[int, Sequence[float]]], metric: str) -> None:
     for label, seeds in curves.items():
         length = min((len(v) for v in seeds.values()), default=0)
         if not length:
@@ -137,32 +155,35 @@ def comparison_panels(curves: dict[str, dict[int, Sequence[float]]], per_class: 
         values = np.asarray([list(v)[:length] for v in seeds.values()], float)
         mean, std = values.mean(0), values.std(0, ddof=1) if len(values) > 1 else np.zeros(length)
         epochs = np.arange(1, length + 1)
-        (line,) = ax_curve.plot(epochs, mean, label=f"{label} ({len(values)} seeds)")
-        ax_curve.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    ax_curve.set(xlabel="epoch", ylabel=f"validation {metric}", title="learning curves (mean ± std over seeds)")
-    ax_curve.legend(fontsize=8)
-    ax_curve.grid(alpha=0.3)
+        (line,) = ax.plot(epochs, mean, linewidth=2, label=f"{label} ({len(values)} seeds)")
+        ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=f"validation {metric}", title="learning curves (mean ± std over seeds)")
+    ax.legend(fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def _per_class(ax, per_class: dict[str, dict[str, float]], metric: str) -> None:
     classes = list(dict.fromkeys(name for values in per_class.values() for name in values))
     width = 0.8 / max(1, len(per_class))
     for i, (label, values) in enumerate(per_class.items()):
-        ax_class.bar(np.arange(len(classes)) + i * width, [values.get(name, 0.0) or 0.0 for name in classes],
-                     width, label=label)
-    ax_class.set_xticks(np.arange(len(classes)) + width * (len(per_class) - 1) / 2, classes, rotation=60,
-                        ha="right", fontsize=8)
-    ax_class.set(ylabel=f"validation {metric}", title="per class (mean over seeds)")
-    ax_class.legend(fontsize=8)
-    ax_class.grid(axis="y", alpha=0.3)
+        ax.bar(np.arange(len(classes)) + i * width, [values.get(name) or 0.0 for name in classes], width, label=label)
+    ax.set_xticks(np.arange(len(classes)) + width * (len(per_class) - 1) / 2, classes, rotation=60, ha="right",
+                  fontsize=8)
+    ax.set(ylabel=f"validation {metric}", title="per class (mean over seeds)")
+    ax.legend(fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _per_seed(ax, diffs: dict[str, dict[int, float]], metric: str) -> None:
     for i, by_seed in enumerate(diffs.values()):
         v = np.asarray(list(by_seed.values()), float)
-        ax_diff.plot(np.full(len(v), i), v, "o", alpha=0.7)
-        ax_diff.plot([i - 0.25, i + 0.25], [v.mean(), v.mean()], "k-", linewidth=2)
-    ax_diff.axhline(0, color="grey", linewidth=1)
-    ax_diff.set_xticks(range(len(diffs)), list(diffs), rotation=20, ha="right", fontsize=8)
-    ax_diff.set(ylabel=f"paired difference of {metric}", title="per seed (bar: mean)")
-    ax_diff.set_xlim(-0.6, len(diffs) - 0.4)
-    ax_diff.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
+        ax.plot(np.full(len(v), i), v, "o", alpha=0.7)
+        ax.plot([i - 0.25, i + 0.25], [v.mean(), v.mean()], "k-", linewidth=2)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set_xticks(range(len(diffs)), list(diffs), fontsize=8)
+    ax.set(ylabel=f"paired difference of {metric}", title="each seed's difference (bar: mean)")
+    ax.set_xlim(-0.6, len(diffs) - 0.4)
+    ax.grid(axis="y", alpha=0.3)
 
 
 def figure_array(fig: Figure) -> np.ndarray:

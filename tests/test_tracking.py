@@ -284,16 +284,17 @@ def test_a_compare_parent_shows_each_arms_curve_the_difference_and_the_decision(
     parent = client.get_run(client.get_run(arms[0].records[0].run_id).data.tags["mlflow.parentRunId"])
     for arm in arms:
         children = [client.get_metric_history(r.run_id, "val_dice") for r in arm.records]
-        means = client.get_metric_history(parent.info.run_id, f"val_dice_mean/{arm.label}")
+        means = client.get_metric_history(parent.info.run_id, f"curve/{arm.label}")
         assert [m.step for m in means] == [0, 1]  # one point per epoch
         assert [m.value for m in sorted(means, key=lambda m: m.step)] == pytest.approx(
             [np.mean([h[e].value for h in children]) for e in (0, 1)])
-        assert f"val_dice_std/{arm.label}" in parent.data.metrics
+        assert f"spread/{arm.label}" in parent.data.metrics
         assert parent.data.metrics[f"dice_mean/{arm.label}"] == pytest.approx(np.mean(list(arm.values("dice").values())))
     assert parent.data.metrics["decision/same-unet/difference"] == 0.0
     assert parent.data.metrics["decision/same-unet/seeds"] == 2
     assert parent.data.tags["compare.decision.same"] == "equivalent"
     assert parent.info.run_name == "same vs unet: equivalent +0.000 (2 seeds)"
-    images = {a.path.split("/")[1] for a in client.list_artifacts(parent.info.run_id, "images")}
-    assert any(name.startswith("comparison") for name in images)  # an image key: the chart view draws it
+    images = {a.path for a in client.list_artifacts(parent.info.run_id, "images")}
+    for name in ("curves", "per_class", "per_seed"):  # image keys: the chart view draws them
+        assert any(path.startswith(f"images/comparison~{name}+") for path in images), (name, images)
     assert "compare/comparison.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}

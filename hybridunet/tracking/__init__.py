@@ -18,12 +18,12 @@ from hybridunet.tracking.callback import EPOCH_METRICS, MLflowCallback, epoch_va
 from hybridunet.tracking.parent import ParentRun, parent_run, shared_parent_id
 from hybridunet.tracking.provenance import git_commit, provenance_tags
 from hybridunet.tracking.runs import finished_runs, log_test_scores
-from hybridunet.tracking.store import DEFAULT_URI, EXPERIMENT_KIND, experiment_id, tracking_uri
+from hybridunet.tracking.store import DEFAULT_URI, EXPERIMENT_KIND, experiment_id, tracking_uri, ui_links
 from hybridunet.tracking.trials import TrialRunCallback
 from hybridunet.tracking.worker import LogWorker
 
 __all__ = [
     "DEFAULT_URI", "EPOCH_METRICS", "EXPERIMENT_KIND", "LogWorker", "MLflowCallback", "ParentRun",
     "epoch_values", "experiment_id", "finished_runs", "git_commit", "panel_picture", "parent_run",
-    "log_test_scores", "provenance_tags", "shared_parent_id", "tracking_uri", "TrialRunCallback",
+    "log_test_scores", "provenance_tags", "shared_parent_id", "tracking_uri", "TrialRunCallback", "ui_links",
 ]

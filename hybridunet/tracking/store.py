@@ -46,3 +46,15 @@ def _artifact_location(uri: str) -> str | None:
         return None  # a server or database store knows its own artifact root
     database = Path(uri.removeprefix("sqlite:///"))
     return (database.resolve().parent / "mlruns").as_uri()
+
+
+def ui_links(run_id: str, uri: str | None = None, ui: str = "http://127.0.0.1:5000") -> tuple[str, str]:
+    """Where `mlflow ui` shows a run: its experiment's chart view (where a comparison's parent
+    draws each arm's curve, the decision and the comparison figure, its seeds folded under
+    it), and the page of the run's parent (or of the run itself) with its charts."""
+    c = client(uri)
+    run = c.get_run(run_id)
+    shown = run.data.tags.get("mlflow.parentRunId", run_id)
+    experiment = run.info.experiment_id
+    return (f"{ui}/#/experiments/{experiment}/runs?workflowType=machine_learning&compareRunsMode=CHART",
+            f"{ui}/#/experiments/{experiment}/runs/{shown}/model-metrics")

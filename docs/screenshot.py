@@ -1,0 +1,87 @@
+"""Screenshot what `make demo`'s link shows in `mlflow ui`, with headless Chromium.
+
+    python docs/screenshot.py [--store sqlite:///mlflow.db] [--experiment hybridunet-demo]
+        [--out docs/mlflow_demo.png] [--size 1600x1500] [--chromium chromium]
+
+Starts `mlflow ui` on the store (127.0.0.1, a free port, telemetry off), opens the link the
+demo prints for the newest comparison of the experiment (its parent run's charts) and saves
+a screenshot, then stops the server. Chromium comes from Debian's packages
+(`apt-get install chromium`); nothing here needs the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def newest_comparison(store: str, experiment: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise SystemExit(f"no experiment {experiment!r} in {store}: run `make demo` first")
+    runs = client.search_runs([found.experiment_id], "tags.compare = 'parent'", order_by=["attributes.start_time DESC"],
+                              max_results=1)
+    if not runs:
+        raise SystemExit(f"experiment {experiment!r} holds no comparison")
+    return runs[0].info.run_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default="sqlite:///mlflow.db")
+    parser.add_argument("--experiment", default="hybridunet-demo")
+    parser.add_argument("--out", default="docs/mlflow_demo.png")
+    parser.add_argument("--size", default="1600x1500", help="the window, WIDTHxHEIGHT")
+    parser.add_argument("--chromium", default="chromium")
+    parser.add_argument("--wait", type=float, default=20, help="seconds the page may take to draw")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from hybridunet.tracking import ui_links
+
+    port = free_port()
+    ui = f"http://127.0.0.1:{port}"
+    link, _ = ui_links(newest_comparison(args.store, args.experiment), args.store, ui)
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.store,
+                               "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{ui}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit("mlflow ui did not start") from None
+                time.sleep(0.5)
+        width, height = args.size.split("x")
+        out = Path(args.out).resolve()
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([args.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                            f"--user-data-dir={profile}", f"--window-size={width},{height}",
+                            f"--virtual-time-budget={int(args.wait * 1000)}", f"--screenshot={out}", link],
+                           check=True, capture_output=True, timeout=180)
+        print(f"{out}: {link}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
