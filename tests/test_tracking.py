@@ -84,6 +84,9 @@ def check_training_run(uri: str, result: dict) -> None:
     assert {"checkpoint", "plots", "config.yaml", "images"} <= artifacts
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert len([p for p in images if p.endswith(".png") and "val_panels" in p]) >= 2  # one per epoch
+    for sample in ("val~sample_00", "val~sample_01"):  # tracked() logs 2 images: each its own key, every epoch
+        assert len([p for p in images if p.endswith(".png") and p.startswith(f"images/{sample}+step+")]) == 2, sample
+    assert not any("sample_02" in p for p in images)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")} == {
         "checkpoint/best.safetensors", "checkpoint/best.json"}
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
@@ -298,3 +301,17 @@ def test_a_compare_parent_shows_each_arms_curve_the_difference_and_the_decision(
     for name in ("curves", "per_class", "per_seed"):  # image keys: the chart view draws them
         assert any(path.startswith(f"images/comparison~{name}+") for path in images), (name, images)
     assert "compare/comparison.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}
+
+
+@pytest.mark.parametrize("size", [48, 512])
+def test_each_sample_picture_is_photo_truth_prediction_256_pixels_high(size):
+    import torch
+
+    from hybridunet.tracking.callback import sample_pictures
+
+    x = torch.rand(3, 3, size, size)
+    truth = torch.randint(0, 19, (3, size, size))
+    pictures = sample_pictures((x, truth, truth.clone()), "unit")
+    assert len(pictures) == 3 and all(p.shape == (256, 768, 3) and p.dtype == np.uint8 for p in pictures)
+    third = pictures[0][:, 256:512]
+    assert (third == pictures[0][:, 512:]).all()  # truth and prediction agree here, pixel for pixel

@@ -41,6 +41,22 @@ def panel_picture(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], norm
     return np.concatenate(rows, axis=0)
 
 
+def sample_pictures(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], normalize: str,
+                    height: int = 256) -> list[np.ndarray]:
+    """Each validation image as its own picture, photo | truth | prediction, `height` pixels
+    high (MLflow's image grid shows 256-pixel thumbnails; small crops are enlarged without
+    smoothing, so the classes stay sharp)."""
+    import cv2
+
+    pictures = []
+    for x, truth, pred in zip(*samples):
+        row = np.concatenate([to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())], axis=1)
+        scale = height / row.shape[0]
+        interpolation = cv2.INTER_NEAREST if scale >= 1 else cv2.INTER_AREA
+        pictures.append(cv2.resize(row, (round(row.shape[1] * scale), height), interpolation=interpolation))
+    return pictures
+
+
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
@@ -49,7 +65,7 @@ def _param_value(value: Any) -> str:
 class MLflowCallback(Callback):
     """Logs a training run to MLflow: the flattened config as params, per-epoch metrics
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
-    images, the config, best checkpoint, confusion matrix and learning curves.
+    images (each under its own key ``val/sample_NN``, and stacked as ``val_panels``), the config, best checkpoint, confusion matrix and learning curves.
 
     The run is created before training starts; everything else is logged by a low-priority
     worker thread while training goes on (see `LogWorker`), and the run ends once that
@@ -137,6 +153,10 @@ class MLflowCallback(Callback):
         if self.config.log_images and run.val_samples is not None:  # predictions of the validation pass
             panel = panel_picture(run.val_samples, run.config.data.normalize)  # torch stays on this thread
             self._log.submit(self.client.log_image, self.run_id, panel, key="val_panels", step=epoch, synchronous=True)
+            for i, picture in enumerate(sample_pictures(run.val_samples, run.config.data.normalize)):
+                # one key per fixed image: MLflow's image grid puts the same image of several runs side by side
+                self._log.submit(self.client.log_image, self.run_id, picture, key=f"val/sample_{i:02d}", step=epoch,
+                                 synchronous=True)
 
     def on_fit_end(self, run: Run, result: dict[str, Any]) -> None:
         best = run.out_dir / "best.safetensors"
