@@ -65,7 +65,8 @@ def _param_value(value: Any) -> str:
 class MLflowCallback(Callback):
     """Logs a training run to MLflow: the flattened config as params, per-epoch metrics
     (and ``val_dice/<class>``), image | truth | prediction panels for fixed validation
-    images (each under its own key ``val/sample_NN``, and stacked as ``val_panels``), the config, best checkpoint, confusion matrix and learning curves.
+    images (each under its own key ``val/sample_NN``, and stacked as ``val_panels``), the
+    config, best checkpoint, confusion matrix and learning curves.
 
     The run is created before training starts; everything else is logged by a low-priority
     worker thread while training goes on (see `LogWorker`), and the run ends once that
