@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -338,8 +338,9 @@ def run_sequential(
 def look_at(pairs: Sequence[tuple[Arm, Arm]], rule: Rule, metric: str, level: float, seeds: int,
             decisions: dict[tuple[str, str], Decision]) -> None:
     """One look of the rule at the first `seeds` paired seeds of every pair (`b - a`) not yet
-    decided, at `level` (the rule's, split over the family by the caller); a decided pair
-    keeps its decision. Updates `decisions`, keyed by (a, b) label."""
+    decided, at `level` (the rule's, split over the family by the caller; the interval is then
+    simultaneous over the family, and the p-value is adjusted to it); a decided pair keeps its
+    decision. Updates `decisions`, keyed by (a, b) label."""
     if seeds < rule.min_seeds:
         return
     for a, b in pairs:
@@ -351,6 +352,8 @@ def look_at(pairs: Sequence[tuple[Arm, Arm]], rule: Rule, metric: str, level: fl
         if len(used) < rule.min_seeds:
             continue
         look = decide([d.diffs[i] for i in used], rule.min_seeds, rule.max_seeds, rule.margin, level)
+        # the p-value against the family's level (Bonferroni: times the pairs), as the decision is
+        look = replace(look, p_value=min(1.0, look.p_value * rule.level / level))
         decisions[key] = Decision(a.label, b.label, metric, look, tuple(d.seeds[i] for i in used), rule.margin)
 
 

@@ -320,3 +320,20 @@ def test_a_budget_stops_before_a_seed_that_would_pass_it_and_leaves_the_pair_und
     assert 3 <= len(arms[0].seeds) < 7 and decision.look.decision == "undecided"
     assert decision.look.n == len(arms[0].seeds)
     assert lines[-1].startswith(f"stopping at {len(arms[0].seeds)} seeds: another would pass the 8-minute budget")
+
+
+def test_a_look_over_a_family_reports_the_p_value_against_the_familys_level():
+    """With two pairs each is tested at half the level, so its p-value is doubled (Bonferroni):
+    a printed p below the rule's level always means a decision."""
+    from hybridunet.compare import Rule, look_at
+    from hybridunet.results import Arm, RunRecord, Scores
+    from hybridunet.sequential import decide
+
+    diffs = [0.05, 0.07, 0.04, 0.06, 0.08]
+    base = Arm("a", tuple(RunRecord("a", s, Scores(0.2, 0.1)) for s in range(5)))
+    other = Arm("b", tuple(RunRecord("b", s, Scores(0.2 + d, 0.1)) for s, d in enumerate(diffs)))
+    rule, decisions = Rule(max_seeds=5), {}
+    look_at([(base, other), (base, other)], rule, "dice", rule.level / 2, 5, decisions)
+    alone = decide([other.values("dice")[s] - 0.2 for s in range(5)], 3, 5, 0.01, rule.level / 2)
+    assert decisions[("a", "b")].look.p_value == pytest.approx(min(1.0, 2 * alone.p_value))
+    assert decisions[("a", "b")].look.ci == alone.ci and decisions[("a", "b")].look.decision == alone.decision
