@@ -42,18 +42,21 @@ def panel_picture(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], norm
 
 
 def sample_pictures(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], normalize: str,
-                    height: int = 256) -> list[np.ndarray]:
-    """Each validation image as its own picture, photo | truth | prediction, `height` pixels
-    high (MLflow's image grid shows 256-pixel thumbnails; small crops are enlarged without
-    smoothing, so the classes stay sharp)."""
+                    longest: int = 256) -> list[np.ndarray]:
+    """Each validation image as its own picture, photo | truth | prediction, at most `longest`
+    pixels wide: the size of MLflow's image-grid thumbnails, so nothing larger is encoded and
+    stored every epoch (small crops are enlarged without smoothing: the classes stay sharp)."""
     import cv2
 
     pictures = []
     for x, truth, pred in zip(*samples):
-        row = np.concatenate([to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())], axis=1)
-        scale = height / row.shape[0]
+        panels = [to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())]
+        height, width = panels[0].shape[:2]
+        scale = (longest // 3) / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
         interpolation = cv2.INTER_NEAREST if scale >= 1 else cv2.INTER_AREA
-        pictures.append(cv2.resize(row, (round(row.shape[1] * scale), height), interpolation=interpolation))
+        pictures.append(np.concatenate([cv2.resize(panel, size, interpolation=interpolation) for panel in panels],
+                                       axis=1))
     return pictures
 
 
