@@ -188,6 +188,8 @@ class TrackingConfig(Section):
         "none", description="log the best model as an MLflow pytorch model: pt2 (torch.export, loads without "
                             "unpickling, one image at the training size) or pickle (any size; unpickles)")
     registered_model: str | None = Field(None, description="with log_model: register it under this name")
+    system_metrics: bool = Field(False, description="MLflow's own CPU, memory, disk, network (and GPU) sampling "
+                                                    "into system/* metrics: a thread sampling every 10 s; needs psutil")
 
 
 class ExperimentConfig(Section):

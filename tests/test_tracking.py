@@ -314,3 +314,16 @@ def test_each_sample_picture_is_photo_truth_prediction_at_the_thumbnails_256_pix
     pictures = sample_pictures((x, truth, truth.clone()), "unit")
     assert len(pictures) == 3 and all(p.shape == (85, 255, 3) and p.dtype == np.uint8 for p in pictures)
     assert (pictures[0][:, 85:170] == pictures[0][:, 170:]).all()  # truth and prediction agree here, pixel for pixel
+
+
+def test_system_metrics_are_off_by_default_and_sampled_when_asked(tracked, tiny_data, tmp_path, mlflow_store,
+                                                                 monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    plain = tracked(tiny_data, tmp_path / "off", mlflow_store, "train.epochs=1")
+    sampled = tracked(tiny_data, tmp_path / "on", mlflow_store, "train.epochs=3", "tracking.system_metrics=true")
+    client = MlflowClient(mlflow_store)
+    off = client.get_run(fit(plain, callbacks=[MLflowCallback(plain.tracking)])["run_id"])
+    on = client.get_run(fit(sampled, callbacks=[MLflowCallback(sampled.tracking)])["run_id"])
+    assert not any(k.startswith("system/") for k in off.data.metrics)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(on.data.metrics)
+    assert on.info.status == "FINISHED"

@@ -16,6 +16,7 @@ from hybridunet.config import TrackingConfig
 from hybridunet.data.labels import colorize
 from hybridunet.data.transforms import to_picture
 from hybridunet.engine import Callback, Run
+from hybridunet.errors import ConfigError
 from hybridunet.tracking.provenance import provenance_tags
 from hybridunet.tracking.store import experiment_id, tracking_uri
 from hybridunet.tracking.worker import LogWorker
@@ -60,6 +61,20 @@ def sample_pictures(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], no
     return pictures
 
 
+def start_system_metrics(run_id: str, uri: str):
+    """MLflow's system-metrics sampler (`system/*` metrics) on run `run_id`, started."""
+    try:
+        import psutil  # noqa: F401  (MLflow's sampler needs it and only warns without it)
+    except ImportError:
+        raise ConfigError("tracking.system_metrics: true needs psutil: pip install psutil "
+                          "(or hybridunet[system])") from None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, tracking_uri=uri)
+    monitor.start()
+    return monitor
+
+
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
@@ -89,6 +104,7 @@ class MLflowCallback(Callback):
         self._log: LogWorker | None = None
         self._metrics: list[Metric] = []  # not yet sent
         self._flushed_at = 0.0
+        self._system = None  # MLflow's SystemMetricsMonitor, with tracking.system_metrics
 
     @property
     def logging_cpu_s(self) -> float:
@@ -141,6 +157,8 @@ class MLflowCallback(Callback):
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
+        if self.config.system_metrics:
+            self._system = start_system_metrics(self.run_id, uri)
         self._flushed_at = time.monotonic()
 
     def _log_missing_epochs(self, run: Run) -> None:
@@ -181,8 +199,14 @@ class MLflowCallback(Callback):
 
             result["model_uri"] = log_pytorch_model(self.run_id, best, self.config.log_model,
                                                     self.config.registered_model, tracking_uri(self.config))
+        self._stop_system_metrics()
         self.client.set_terminated(self.run_id, "FINISHED")
         result["run_id"] = self.run_id
+
+    def _stop_system_metrics(self) -> None:
+        if self._system is not None:
+            self._system.finish()  # its last samples land before the run ends
+            self._system = None
 
     def status_for(self, error: BaseException) -> tuple[str, dict[str, str]]:
         """The MLflow status (and extra tags) a run ends with when `error` stops it."""
@@ -196,6 +220,7 @@ class MLflowCallback(Callback):
             return
         status, tags = self.status_for(error)
         try:
+            self._stop_system_metrics()
             self.flush()
             self._log.close(timeout=60)  # what was logged before the error still lands
         except RuntimeError as logging_error:
