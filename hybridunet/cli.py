@@ -123,11 +123,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from hybridunet.errors import UsageError
     from hybridunet.results import parse_seeds
 
-    # nargs="+" takes the overrides that follow `--configs a.yaml b.yaml` or `--seeds 3`: move them back
-    for flag in ("configs", "seeds"):
-        values = getattr(args, flag) or []
-        args.overrides += [v for v in values if "=" in v]
-        setattr(args, flag, [v for v in values if "=" not in v])
+    _move_overrides(args, "configs", "seeds")
     sequential = args.max_seeds is not None or args.budget is not None
     decisions = []
     if sequential and args.seeds:
@@ -167,20 +163,38 @@ def _has_test(configs) -> bool:
     return all(any((Path(c.data.root) / "test").glob("*")) for c in configs)
 
 
+def _move_overrides(args: argparse.Namespace, *flags: str) -> None:
+    """nargs="+" takes the overrides that follow `--configs a.yaml b.yaml` or `--seeds 3`: move them back."""
+    for flag in flags:
+        values = getattr(args, flag) or []
+        args.overrides += [v for v in values if "=" in v]
+        setattr(args, flag, [v for v in values if "=" not in v])
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run or resume an Optuna study; the last stdout line is the study's result JSON."""
     from hybridunet.config import load_config
     from hybridunet.errors import UsageError
     from hybridunet.tuning import confirm_best, load_search_space, study_dir, study_report, tune
 
+    _move_overrides(args, "objectives")
+
     base = load_config(args.config, args.overrides)
     space = load_search_space(args.search, base)
     study = tune(base, space, args.trials, storage=args.storage, study_name=args.study,
-                 jobs=args.jobs, timeout=args.timeout, heartbeat=args.heartbeat, seeds_per_trial=args.seeds_per_trial)
+                 jobs=args.jobs, timeout=args.timeout, heartbeat=args.heartbeat, seeds_per_trial=args.seeds_per_trial,
+                 objectives=tuple(args.objectives))
     report = study_report(study)
     print(f"study {report['study']}: {report['trials_finished']} finished trials "
           f"({report['trials_pruned']} pruned); best val Dice {report['best_value']} "
           f"with {report['best_params']}; ready config: {study_dir(args.study) / 'best.yaml'}")
+    if "pareto" in report:
+        from hybridunet.tuning.study import pareto_table
+
+        print(f"Pareto front ({', '.join(args.objectives)}; ready configs in {study_dir(args.study) / 'pareto'}):")
+        print(pareto_table(study))
+    for name, scores in report["importances"].items():
+        print(f"importance for {name} (PED-ANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     if args.confirm:
         if report["best_trial"] is None:
             raise UsageError(f"--confirm: study {args.study} has no complete trial to confirm")
@@ -400,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="then train the best config against the starting one until the stopping rule decides")
     tune.add_argument("--confirm-max-seeds", type=_positive, default=10, metavar="N",
                       help="with --confirm: the rule's cap (default 10)")
+    tune.add_argument("--objectives", nargs="+", default=["val_dice"], metavar="NAME",
+                      help="val_dice, then params and/or latency (ms per image): a multi-objective study with its "
+                           "Pareto front (unpruned)")
     tune.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the base config")
     tune.set_defaults(func=cmd_tune)
 

@@ -269,3 +269,53 @@ def test_a_trial_over_seeds_scores_their_mean_with_study_trial_and_seed_runs_nes
         value = study.trials[int(trial_run.data.tags["optuna.trial"])].value
         assert value == pytest.approx(np.mean([r.data.metrics["best_val_dice"] for r in seeds]))
         assert trial_run.data.metrics["mean_val_dice"] == pytest.approx(value)
+
+
+def test_a_two_objective_study_prints_its_pareto_front_ready_configs_and_importances(tiny_yaml, tiny_data, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """val_dice against params: Optuna's multi-objective study, unpruned (the space's pruner is
+    named: one warning line), the front printed and written as configs, importances at the end."""
+    monkeypatch.chdir(tmp_path)
+    space = {**SPACE, "pruner": {"name": "median"}}
+    argv = ["tune", "--config", str(tiny_yaml), "--search", str(write_space(tmp_path, space)), "--trials", "6",
+            "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--study", "mo", "--objectives", "val_dice", "params",
+            f"data.root={tiny_data}", "train.epochs=1", "data.limit_train=8", "data.limit_val=4"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("cannot prune a study with several objectives") == 1
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    study = optuna.load_study(study_name="mo", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"] and study.metric_names == ["val_dice", "params"]
+    front = {t.number for t in study.best_trials}
+    assert {row["trial"] for row in report["pareto"]} == front and front
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):  # no trial beats a front trial in both objectives
+        for row in report["pareto"]:
+            best = row["objectives"]
+            assert not (t.values[0] > best["val_dice"] and t.values[1] < best["params"])
+    written = sorted(p.name for p in (tmp_path / "outputs/tune-mo/pareto").glob("*.yaml"))
+    assert written == [f"trial-{n:04d}.yaml" for n in sorted(front)]
+    widths = {json.dumps(yaml.safe_load((tmp_path / "outputs/tune-mo/pareto" / name).read_text())["model"]["widths"])
+              for name in written}
+    assert widths <= {json.dumps(w) for w in SPACE["params"]["model.widths"]["choices"]}
+    assert "Pareto front (val_dice, params;" in captured.out
+    assert set(report["importances"]) == {"val_dice", "params"}
+    assert set(report["importances"]["params"]) == set(SPACE["params"])
+    assert any(line.startswith("importance for params (PED-ANOVA): ") for line in captured.out.splitlines())
+    one = [*argv[:argv.index("--objectives")], "--objectives", "val_dice", *argv[argv.index("params") + 1:]]
+    assert main(one) == 2  # the same study asked for one objective
+    assert "optimises 2 objective(s); --objectives val_dice asks for 1" in capsys.readouterr().err
+
+
+def test_importances_name_the_parameter_that_moves_the_objective_and_wait_for_enough_trials():
+    from hybridunet.tuning.study import MIN_TRIALS_FOR_IMPORTANCE, importances
+
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_metric_names(["val_dice"])
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1) + 0.01 * t.suggest_float("noise", 0, 1), n_trials=3)
+    assert importances(study) == {}  # fewer than MIN_TRIALS_FOR_IMPORTANCE
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1) + 0.01 * rng.random() * t.suggest_float("noise", 0, 1),
+                   n_trials=37)
+    assert MIN_TRIALS_FOR_IMPORTANCE <= 40
+    scores = importances(study)["val_dice"]
+    assert set(scores) == {"lr", "noise"} and scores["lr"] > 0.8 > scores["noise"]

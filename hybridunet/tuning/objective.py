@@ -33,6 +33,21 @@ class Surplus(Exception):
     """A trial started after the study's trials were all claimed."""
 
 
+# What a study may optimise: the trial's validation Dice and what its model costs (fit's `cost`).
+OBJECTIVES = {"val_dice": "maximize", "params": "minimize", "latency": "minimize"}
+
+
+def objective_values(results: list[dict[str, Any]], objectives: tuple[str, ...]) -> tuple[float, ...]:
+    """The objectives of one trial from its trainings' results (one per seed): val_dice is their
+    mean, params the model's millions of parameters, latency milliseconds per image in eval mode
+    (the median seed's inference images/s)."""
+    cost = results[-1].get("cost") or {}
+    speeds = sorted(r["cost"]["inference_images_per_s"] for r in results if r.get("cost"))
+    values = {"val_dice": sum(r["dice"] for r in results) / len(results), "params": cost.get("params_m"),
+              "latency": 1000 / speeds[len(speeds) // 2] if speeds else None}
+    return tuple(float(values[name]) for name in objectives)
+
+
 class Objective:
     """`objective(trial)` of a study over `space` on top of `base`: the best validation Dice of
     the trial's training, pruned per epoch; with `parent_id`, a nested MLflow run per trial.
@@ -43,23 +58,28 @@ class Objective:
     and in MLflow each seed is a run nested under its trial's run."""
 
     def __init__(self, base: ExperimentConfig, space: SearchSpace, trials: int, out: Path,
-                 parent_id: str | None = None, seeds_per_trial: int = 1) -> None:
+                 parent_id: str | None = None, seeds_per_trial: int = 1,
+                 objectives: tuple[str, ...] = ("val_dice",)) -> None:
         self.base_tree, self.space, self.trials, self.out, self.parent_id = base.to_dict(), space, trials, out, parent_id
-        self.seeds_per_trial = seeds_per_trial
+        self.seeds_per_trial, self.objectives = seeds_per_trial, objectives
+        self.prunes = len(objectives) == 1  # Optuna cannot prune with several objectives
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self.claim(trial)
         tree = self.sample(trial)
         twin = self.finished_twin(trial)
         if twin is not None:
-            return twin
+            return twin if self.prunes else tuple(twin)
         config = self.trial_config(tree, trial)
         if self.seeds_per_trial == 1:
-            return fit(config, callbacks=self.callbacks(config, trial))["dice"]
-        return self.over_seeds(config, trial)
+            results = [fit(config, callbacks=self.callbacks(config, trial, per_epoch=self.prunes))]
+        else:
+            results = self.over_seeds(config, trial)
+        values = objective_values(results, self.objectives)
+        return values[0] if self.prunes else values
 
-    def over_seeds(self, config: ExperimentConfig, trial: optuna.Trial) -> float:
-        values, pruned = [], None
+    def over_seeds(self, config: ExperimentConfig, trial: optuna.Trial) -> list[dict[str, Any]]:
+        results, values, pruned = [], [], None
         with self.trial_parent(config, trial) as parent:
             for k in range(self.seeds_per_trial):
                 run = config.model_copy(deep=True)
@@ -67,7 +87,10 @@ class Objective:
                 run.train.out_dir = str(Path(config.train.out_dir) / f"seed-{run.seed}")
                 run.tracking.run_name = f"{config.tracking.run_name}-seed-{run.seed}"
                 callbacks = self.callbacks(run, trial, parent.run_id, per_epoch=False) if parent else []
-                values.append(fit(run, callbacks=callbacks)["dice"])
+                results.append(fit(run, callbacks=callbacks))
+                values.append(results[-1]["dice"])
+                if not self.prunes:
+                    continue
                 trial.report(values[-1], k)
                 if k + 1 < self.seeds_per_trial and trial.should_prune():
                     pruned = optuna.TrialPruned(f"pruned after seed {run.seed} at val_dice={values[-1]:.4f}")
@@ -77,7 +100,7 @@ class Objective:
                 parent.set_tags({"optuna.state": "PRUNED" if pruned else "COMPLETE"})
         if pruned is not None:
             raise pruned
-        return sum(values) / len(values)
+        return results
 
     def trial_parent(self, config: ExperimentConfig, trial: optuna.Trial):
         """The trial's own MLflow run, holding its seeds' runs (none when tracking is off)."""
@@ -105,13 +128,13 @@ class Objective:
         return tree
 
     @staticmethod
-    def finished_twin(trial: optuna.Trial) -> float | None:
+    def finished_twin(trial: optuna.Trial) -> float | list[float] | None:
         """TPE often proposes a finished combination again in small categorical spaces:
-        training it again would give the same result, so its value is reused."""
+        training it again would give the same result, so its value (values) is reused."""
         for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if done.params == trial.params:
                 trial.set_user_attr("duplicate_of", done.number)
-                return done.value
+                return done.values if len(done.values) > 1 else done.value
         return None
 
     def trial_config(self, tree: dict[str, Any], trial: optuna.Trial) -> ExperimentConfig:

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from hybridunet.config import ExperimentConfig, parse_config
 from hybridunet.errors import UsageError
-from hybridunet.tuning.objective import FINISHED, Objective, Surplus
+from hybridunet.tuning.objective import FINISHED, OBJECTIVES, Objective, Surplus
 from hybridunet.tuning.space import SearchSpace, decode, set_key
 from hybridunet.tuning.storage import open_storage
 
@@ -34,6 +34,7 @@ def tune(
     timeout: float | None = None,
     heartbeat: float = 30,
     seeds_per_trial: int = 1,
+    objectives: tuple[str, ...] = ("val_dice",),
 ) -> optuna.Study:
     """Run (or resume) a study until it holds `trials` finished trials; write best.yaml.
 
@@ -42,46 +43,134 @@ def tune(
     trial says it is alive, and after three silent intervals the next worker marks it
     FAILED and runs its parameters again. With `seeds_per_trial` K, a trial scores the mean
     of K seeds (see `Objective`); the Wilcoxon pruner needs K of 4 or more to ever prune.
+
+    With several `objectives` (val_dice and params or latency, see `OBJECTIVES`) the study is
+    multi-objective (Optuna's TPE handles several), unpruned (Optuna cannot prune then),
+    and it writes one ready config per trial of its Pareto front (out/pareto/) beside best.yaml
+    (the front's best val_dice). Every study with `MIN_TRIALS_FOR_IMPORTANCE` complete trials
+    or more ends with parameter importances per objective (PED-ANOVA, `importances`).
     """
     if seeds_per_trial < 1:
         raise UsageError(f"--seeds-per-trial {seeds_per_trial}: expected 1 or more")
-    if space.pruner.name == "wilcoxon" and seeds_per_trial < 4:
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives or objectives[0] != "val_dice" or len(set(objectives)) < len(objectives):
+        raise UsageError(f"--objectives {' '.join(objectives)}: expected val_dice first, then any of "
+                         f"{', '.join(o for o in OBJECTIVES if o != 'val_dice')} (each once)")
+    several = len(objectives) > 1
+    if several and space.pruner.name != "none":
+        print(f"hybridunet tune: Optuna cannot prune a study with several objectives: the {space.pruner.name} "
+              "pruner is left out and every trial runs to its end", file=sys.stderr)
+    if space.pruner.name == "wilcoxon" and seeds_per_trial < 4 and not several:
         print(f"hybridunet tune: the wilcoxon pruner compares a trial with the best one seed by seed and needs "
               f"4 or more seeds per trial to ever prune; with {seeds_per_trial} it never prunes", file=sys.stderr)
-    study = optuna.create_study(
-        storage=open_storage(storage, heartbeat), study_name=study_name, direction="maximize", load_if_exists=True,
-        sampler=space.make_sampler(), pruner=space.make_pruner(),
-    )
+    directions = [OBJECTIVES[o] for o in objectives]
+    opened = open_storage(storage, heartbeat)
+    study = optuna.create_study(storage=opened, study_name=study_name, directions=directions, load_if_exists=True,
+                                sampler=space.make_sampler(),
+                                pruner=optuna.pruners.NopPruner() if several else space.make_pruner())
+    if [d.name.lower() for d in study.directions] != directions:
+        raise UsageError(f"study {study_name!r} in {storage} optimises {len(study.directions)} objective(s); "
+                         f"--objectives {' '.join(objectives)} asks for {len(directions)}: use another --study")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(["val_dice"])  # optuna-dashboard labels the objective
+        study.set_metric_names(list(objectives))  # optuna-dashboard labels the objectives
     out = study_dir(study_name)
     with _study_parent(base, study, storage) as parent:
-        objective = Objective(base, space, trials, out, parent.run_id if parent is not None else None, seeds_per_trial)
+        objective = Objective(base, space, trials, out, parent.run_id if parent is not None else None, seeds_per_trial,
+                              objectives)
         remaining = trials - len(study.get_trials(deepcopy=False, states=FINISHED))
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=timeout, n_jobs=jobs, catch=(Surplus,),
                            callbacks=[optuna.study.MaxTrialsCallback(trials, states=FINISHED)])
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             best = write_best(base, space, study, out)
+            front = write_pareto(base, space, study, out) if several else []
+            scores = importances(study)
             if parent is not None:
                 finished = study.get_trials(deepcopy=False, states=FINISHED)
-                parent.log_metrics({"best_val_dice": study.best_value, "trials_finished": len(finished),
-                                    "trials_pruned": sum(t.state == TrialState.PRUNED for t in finished)})
+                parent.log_metrics({"best_val_dice": best_trial(study).values[0], "trials_finished": len(finished),
+                                    "trials_pruned": sum(t.state == TrialState.PRUNED for t in finished),
+                                    **{f"importance/{o}/{k}": v for o, values in scores.items() for k, v in values.items()}})
                 parent.log_artifact(best)
+                if several:
+                    parent.log_text(pareto_table(study), "pareto/front.txt")
+                    parent.log_json(pareto_front(study), "pareto/front.json")
+                    for path in front:
+                        parent.log_artifact(path, "pareto")
     return study
 
 
+MIN_TRIALS_FOR_IMPORTANCE = 5  # complete trials; PED-ANOVA compares the top 10% with the rest
+
+
+def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """Each objective's parameter importances (Optuna's PED-ANOVA: nothing beyond Optuna
+    itself), once the study holds `MIN_TRIALS_FOR_IMPORTANCE` complete trials; else empty."""
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE or not complete[0].params:
+        return {}
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # PED-ANOVA explains low target values (and warns so): a maximised objective is negated
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning)
+        for i, (name, direction) in enumerate(zip(study.metric_names or ["val_dice"], study.directions)):
+            sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+            out[name] = {k: float(v) for k, v in get_param_importances(
+                study, evaluator=PedAnovaImportanceEvaluator(), target=lambda t, i=i, sign=sign: sign * t.values[i],
+                normalize=True).items()}
+    return out
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best trial by val_dice: the study's best, or its Pareto front's highest val_dice."""
+    if len(study.directions) == 1:
+        return study.best_trial
+    return max(study.best_trials, key=lambda t: t.values[0])
+
+
+def pareto_front(study: optuna.Study) -> list[dict[str, Any]]:
+    """The trials no other trial beats in every objective, by val_dice (best first)."""
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    return [{"trial": t.number, "objectives": dict(zip(names, t.values)), "params": t.params}
+            for t in sorted(study.best_trials, key=lambda t: -t.values[0])]
+
+
+def pareto_table(study: optuna.Study) -> str:
+    front = pareto_front(study)
+    names = list(front[0]["objectives"]) if front else []
+    lines = [f"{'trial':>5} " + " ".join(f"{n:>12}" for n in names) + "  params"]
+    for row in front:
+        lines.append(f"{row['trial']:>5} " + " ".join(f"{row['objectives'][n]:>12.4f}" for n in names)
+                     + f"  {row['params']}")
+    return "\n".join(lines)
+
+
+def write_pareto(base: ExperimentConfig, space: SearchSpace, study: optuna.Study, out: Path) -> list[Path]:
+    """out/pareto/trial-NNNN.yaml: a ready config for every trial of the Pareto front."""
+    folder = out / "pareto"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("trial-*.yaml"):  # the front of an earlier run of this study: ours to replace
+        old.unlink()
+    return [_write_config(base, space, t, folder / f"trial-{t.number:04d}.yaml") for t in study.best_trials]
+
+
 def write_best(base: ExperimentConfig, space: SearchSpace, study: optuna.Study, out: Path) -> Path:
-    """out/best.yaml: the base config with the best trial's values, ready to train."""
-    tree = base.to_dict()
-    for key, value in study.best_trial.params.items():
-        tree = set_key(tree, key, decode(space.params[key], value))
-    best = parse_config(tree, "best trial").to_dict()
-    best["train"]["out_dir"] = None
+    """out/best.yaml: the base config with the best trial's values (by val_dice), ready to train."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
-    return out / "best.yaml"
+    return _write_config(base, space, best_trial(study), out / "best.yaml")
+
+
+def _write_config(base: ExperimentConfig, space: SearchSpace, trial: optuna.trial.FrozenTrial, path: Path) -> Path:
+    tree = base.to_dict()
+    for key, value in trial.params.items():
+        tree = set_key(tree, key, decode(space.params[key], value))
+    config = parse_config(tree, f"trial {trial.number}").to_dict()
+    config["train"]["out_dir"] = None
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def confirm_best(base: ExperimentConfig, study: optuna.Study, max_seeds: int = 10,
@@ -121,12 +210,17 @@ def study_report(study: optuna.Study) -> dict[str, Any]:
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return {
+    best = best_trial(study) if complete else None
+    report = {
         "study": study.study_name,
         "trials_finished": len(finished),
         "trials_running": len(running),  # by other workers, or left by one that died (failed after its grace period)
         "trials_pruned": len(finished) - len(complete),
-        "best_value": study.best_value if complete else None,
-        "best_params": study.best_trial.params if complete else None,
-        "best_trial": study.best_trial.number if complete else None,
+        "best_value": best.values[0] if best else None,  # val_dice
+        "best_params": best.params if best else None,
+        "best_trial": best.number if best else None,
+        "importances": importances(study),
     }
+    if len(study.directions) > 1:
+        report["pareto"] = pareto_front(study) if complete else []
+    return report
