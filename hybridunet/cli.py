@@ -193,8 +193,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         print(f"Pareto front ({', '.join(args.objectives)}; ready configs in {study_dir(args.study) / 'pareto'}):")
         print(pareto_table(study))
-    for name, scores in report["importances"].items():
-        print(f"importance for {name} (PED-ANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    if report["importances"]:
+        from hybridunet.tuning.study import importance_evaluator
+
+        method = importance_evaluator()[0]
+        for name, scores in report["importances"].items():
+            print(f"importance for {name} ({method}): " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     if args.confirm:
         if report["best_trial"] is None:
             raise UsageError(f"--confirm: study {args.study} has no complete trial to confirm")

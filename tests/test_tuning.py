@@ -300,14 +300,14 @@ def test_a_two_objective_study_prints_its_pareto_front_ready_configs_and_importa
     assert "Pareto front (val_dice, params;" in captured.out
     assert set(report["importances"]) == {"val_dice", "params"}
     assert set(report["importances"]["params"]) == set(SPACE["params"])
-    assert any(line.startswith("importance for params (PED-ANOVA): ") for line in captured.out.splitlines())
+    assert any(line.startswith("importance for params (fANOVA): ") for line in captured.out.splitlines())
     one = [*argv[:argv.index("--objectives")], "--objectives", "val_dice", *argv[argv.index("params") + 1:]]
     assert main(one) == 2  # the same study asked for one objective
     assert "optimises 2 objective(s); --objectives val_dice asks for 1" in capsys.readouterr().err
 
 
-def test_importances_name_the_parameter_that_moves_the_objective_and_wait_for_enough_trials():
-    from hybridunet.tuning.study import MIN_TRIALS_FOR_IMPORTANCE, importances
+def test_importances_name_the_parameter_that_moves_the_objective_and_wait_for_enough_trials(monkeypatch):
+    from hybridunet.tuning.study import MIN_TRIALS_FOR_IMPORTANCE, importance_evaluator, importances
 
     rng = np.random.default_rng(0)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
@@ -319,3 +319,7 @@ def test_importances_name_the_parameter_that_moves_the_objective_and_wait_for_en
     assert MIN_TRIALS_FOR_IMPORTANCE <= 40
     scores = importances(study)["val_dice"]
     assert set(scores) == {"lr", "noise"} and scores["lr"] > 0.8 > scores["noise"]
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # without scikit-learn: PED-ANOVA, maximised Dice negated
+    assert importance_evaluator()[0] == "PED-ANOVA"
+    scores = importances(study)["val_dice"]
+    assert scores["lr"] > 0.8 > scores["noise"]
