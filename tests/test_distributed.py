@@ -64,5 +64,8 @@ def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_y
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     again = json.loads([line for line in resumed.stdout.splitlines() if line.startswith("{")][0])
+    cost, cost_again = trained.pop("cost"), again.pop("cost")
     assert again == trained  # a finished run resumes to the same result and the same MLflow run
+    kept = ("params_m", "gflops", "train_images_per_s")  # from the model and the history; inference is timed anew
+    assert {k: cost_again[k] for k in kept} == {k: cost[k] for k in kept}
     assert client.get_run(trained["run_id"]).info.status == "FINISHED"

@@ -136,7 +136,7 @@ def check_comparison(tracked, server: str, tiny_data: Path, tmp_path: Path) -> N
     parent = client.get_run(parents.pop())
     assert parent.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "compare")} == {
-        "compare/table.txt", "compare/summary.json", "compare/dice.png"}
+        "compare/table.txt", "compare/summary.json", "compare/dice.png", "compare/comparison.png"}
     read_back = arms_from_mlflow("cmp", server)
     from_mlflow = {a.label: a.values("dice") for a in read_back}
     assert from_mlflow == {"unet": arms[0].values("dice"), "hybrid_unet": arms[1].values("dice")}
