@@ -86,6 +86,7 @@ def tune(
             best = write_best(base, space, study, out)
             front = write_pareto(base, space, study, out) if several else []
             scores = importances(study)
+            study.set_user_attr("importances", scores)  # the report reads them back; the dashboard shows them
             if parent is not None:
                 finished = study.get_trials(deepcopy=False, states=FINISHED)
                 parent.log_metrics({"best_val_dice": best_trial(study).values[0], "trials_finished": len(finished),
@@ -234,7 +235,7 @@ def study_report(study: optuna.Study) -> dict[str, Any]:
         "best_value": best.values[0] if best else None,  # val_dice
         "best_params": best.params if best else None,
         "best_trial": best.number if best else None,
-        "importances": importances(study),
+        "importances": study.user_attrs.get("importances") or importances(study),
     }
     if len(study.directions) > 1:
         report["pareto"] = pareto_front(study) if complete else []
