@@ -13,19 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def newest_comparison(store: str, experiment: str) -> str:
@@ -52,24 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait", type=float, default=20, help="seconds the page may take to draw")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from hybridunet.testing import mlflow_server
     from hybridunet.tracking import ui_links
 
-    port = free_port()
-    ui = f"http://127.0.0.1:{port}"
-    link, _ = ui_links(newest_comparison(args.store, args.experiment), args.store, ui)
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", args.store,
-                               "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT, env=os.environ)
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{ui}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    raise SystemExit("mlflow ui did not start") from None
-                time.sleep(0.5)
+    with mlflow_server("ui", ["--backend-store-uri", args.store]) as ui:
+        link, _ = ui_links(newest_comparison(args.store, args.experiment), args.store, ui)
         width, height = args.size.split("x")
         out = Path(args.out).resolve()
         with tempfile.TemporaryDirectory() as profile:
@@ -78,9 +55,6 @@ def main(argv: list[str] | None = None) -> None:
                             f"--virtual-time-budget={int(args.wait * 1000)}", f"--screenshot={out}", link],
                            check=True, capture_output=True, timeout=180)
         print(f"{out}: {link}")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -172,12 +172,9 @@ def table(arms: Sequence[Arm], decisions: Sequence[Decision] = ()) -> str:
     if classes:
         lines.append("")
         lines.append(f"{'per-class val Dice':<18}" + "".join(f"{a.label[:14]:>16}" for a in arms))
+        per_arm = [_per_class(arm) for arm in arms]
         for name in classes:
-            cells = []
-            for arm in arms:
-                values = [r.val.per_class_dice[name] for r in arm.records
-                          if r.val.per_class_dice.get(name) is not None]
-                cells.append(f"{np.mean(values):>16.3f}" if values else f"{'-':>16}")
+            cells = [f"{np.mean(values[name]):>16.3f}" if values.get(name) else f"{'-':>16}" for values in per_arm]
             lines.append(f"{name:<18}" + "".join(cells))
     return "\n".join(lines)
 
@@ -276,11 +273,15 @@ class Decision:
     def decided(self) -> bool:
         return self.look.decision != "undecided"
 
+    @property
+    def outcome(self) -> str:
+        """The decision in words: which arm is better, equivalent, or undecided."""
+        return {"better": f"{self.b} better", "worse": f"{self.a} better", "equivalent": "equivalent",
+                "undecided": "undecided"}[self.look.decision]
+
     def line(self) -> str:
         low, high = self.look.ci
-        outcome = {"better": f"{self.b} better", "worse": f"{self.a} better",
-                   "equivalent": f"equivalent within ±{self.margin:g}",
-                   "undecided": "undecided"}[self.look.decision]
+        outcome = f"equivalent within ±{self.margin:g}" if self.look.decision == "equivalent" else self.outcome
         when = (f"decided at {self.look.n} seeds" if self.decided else
                 f"at {self.look.n} seeds; equivalence could be shown within ±{self.look.equivalence_margin:.4f}")
         return (f"{self.metric} {self.b} - {self.a}: {outcome}, {self.look.mean:+.4f} (95% CI {low:+.4f} .. "
@@ -546,8 +547,7 @@ def _pair_outcomes(arms: Sequence[Arm], decisions: Sequence[Decision]) -> list[d
         for d in decisions:
             p = paired(by_label[d.a], by_label[d.b], metric)
             diffs = [v for s, v in zip(p.seeds, p.diffs) if s in d.seeds]
-            outcome = {"better": f"{d.b} better", "worse": f"{d.a} better", "equivalent": "equivalent",
-                       "undecided": "undecided"}[d.look.decision]
+            outcome = d.outcome
             low, high = d.look.ci
             out.append({"a": d.a, "b": d.b, "estimate": d.look.mean, "ci95": [low, high], "seeds": list(d.seeds),
                         "diffs": diffs, "headline": f"{d.b} vs {d.a}: {outcome} {d.look.mean:+.3f} ({len(d.seeds)} seeds)",
@@ -564,6 +564,7 @@ def _pair_outcomes(arms: Sequence[Arm], decisions: Sequence[Decision]) -> list[d
 
 
 def _per_class(arm: Arm) -> dict[str, list[float]]:
+    """Each class's validation Dice over the arm's runs (the finite values)."""
     values: dict[str, list[float]] = {}
     for record in arm.records:
         for name, v in record.val.per_class_dice.items():

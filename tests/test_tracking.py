@@ -2,11 +2,9 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from mlflow.tracking import MlflowClient
 import hybridunet
 from hybridunet.compare import COST_KEYS, arms_from_mlflow, cost_means, run_comparison
 from hybridunet.engine import fit
+from hybridunet.testing import mlflow_server
 from hybridunet.tracking import MLflowCallback
 
 
@@ -29,30 +28,13 @@ def server(tmp_path_factory, request) -> str:
         pytest.importorskip("psycopg")
     except pytest.skip.Exception:
         backend = f"sqlite:///{root / 'mlflow.db'}"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
-    ]
-    log = open(root / "server.log", "w")
+    args = ["--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job consumers: starts faster
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield uri
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        with mlflow_server("server", args, log=root / "server.log", env=env) as uri:
+            yield uri
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 

@@ -35,11 +35,12 @@ def epoch_values(metrics: dict[str, Any]) -> dict[str, float]:
 
 def panel_picture(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], normalize: str) -> np.ndarray:
     """One RGB picture, a row per validation image: photo | truth | prediction."""
-    rows = [
-        np.concatenate([to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())], axis=1)
-        for x, truth, pred in zip(*samples)
-    ]
-    return np.concatenate(rows, axis=0)
+    return np.concatenate([np.concatenate(_panels(*sample, normalize), axis=1) for sample in zip(*samples)], axis=0)
+
+
+def _panels(x: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor, normalize: str) -> list[np.ndarray]:
+    """One validation image as RGB pictures: the photo, its true classes, the predicted ones."""
+    return [to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())]
 
 
 def sample_pictures(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], normalize: str,
@@ -50,8 +51,8 @@ def sample_pictures(samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor], no
     import cv2
 
     pictures = []
-    for x, truth, pred in zip(*samples):
-        panels = [to_picture(x, normalize), colorize(truth.numpy()), colorize(pred.numpy())]
+    for sample in zip(*samples):
+        panels = _panels(*sample, normalize)
         height, width = panels[0].shape[:2]
         scale = (longest // 3) / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
