@@ -78,7 +78,9 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
     tree, photo_size = recipe(args.recipe)
     chosen = {"train.epochs": args.epochs, "data.limit_train": args.images, "data.size": args.size,
               "model.widths": f"[{','.join(map(str, args.widths))}]" if args.widths else None}
-    tree = apply_overrides(tree, [f"{k}={v}" for k, v in chosen.items() if v is not None] + args.set)
+    # The model (tracking.log_model) is measured by model_logging.py: --set tracking.log_model=onnx adds it here.
+    tree = apply_overrides(tree, [f"{k}={v}" for k, v in chosen.items() if v is not None]
+                           + ["tracking.log_model=none", *args.set])
     if args.recipe == "tiny" and args.size:
         photo_size = args.size
     data = tree["data"]

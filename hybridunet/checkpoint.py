@@ -68,6 +68,15 @@ def save_checkpoint(
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(all tensors, metadata) of a checkpoint. The metadata comes from the file's own
     header, which is written together with its tensors (the sidecar is for people)."""
+    return _read(path, tensors=True)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's metadata (model config, class names, epoch, metrics), its tensors unread."""
+    return _read(path, tensors=False)[1]
+
+
+def _read(path: str | Path, tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint {path} not found")
@@ -76,7 +85,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except Exception as err:  # safetensors raises its own error types for bad headers
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from None
     if META_KEY not in header:
@@ -85,7 +94,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             raise CheckpointError(f"{path} has no hybridunet metadata and no sidecar {sidecar.name}")
         header[META_KEY] = sidecar.read_text()
     try:
-        return tensors, json.loads(header[META_KEY])
+        return found, json.loads(header[META_KEY])
     except ValueError as err:
         raise CheckpointError(f"{path}: its hybridunet metadata is not JSON ({err})") from None
 

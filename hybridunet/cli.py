@@ -280,8 +280,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         from hybridunet.tracking.models import log_onnx_model
         from hybridunet.tracking.store import tracking_uri
 
-        uri = log_onnx_model(args.mlflow_run, out, args.registered_model, tracking_uri())
-        print(f"logged it to MLflow run {args.mlflow_run} as {uri} (ONNX flavour)")
+        model = log_onnx_model(args.mlflow_run, out, args.registered_model, tracking_uri())
+        print(f"logged it to MLflow run {args.mlflow_run} as {model.model_uri} (ONNX flavour)")
     return 0
 
 

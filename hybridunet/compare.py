@@ -408,8 +408,24 @@ class _Session:
 
     def __exit__(self, *error) -> bool | None:
         if error[0] is None and self.parent is not None:
+            self.log_models()
             _log_summary(self.parent, self.arms, self.decisions)
         return self._context.__exit__(*error)
+
+    def log_models(self) -> None:
+        """Each arm's best seed (by validation Dice) logs its model as its config's
+        tracking.log_model says; the other seeds log none (see `train_record`)."""
+        from hybridunet.tracking.models import logged_model, try_log_model
+        from hybridunet.tracking.store import tracking_uri
+
+        for arm, (_, config) in zip(self.arms, self.configs):
+            kind, uri = config.tracking.log_model, tracking_uri(config.tracking)
+            tracked = [r for r in arm.records if r.run_id and r.checkpoint and Path(r.checkpoint).is_file()]
+            if kind == "none" or not tracked:
+                continue
+            best = max(tracked, key=lambda r: r.val.dice)
+            if logged_model(best.run_id, uri) is None:
+                try_log_model(best.run_id, best.checkpoint, kind, config.tracking.registered_model, uri)
 
     def add_seed(self, seed: int) -> None:
         for index, (label, config) in enumerate(self.configs):
@@ -437,6 +453,7 @@ def train_record(label: str, config: ExperimentConfig, seed: int, out_dir: Path,
     run_config.seed = seed
     run_config.train.out_dir = str(out_dir / f"{label}-s{seed}")
     run_config.tracking.run_name = f"{label}-s{seed}"
+    run_config.tracking.log_model = "none"  # the arm's best seed logs its model at the end (`_Session.log_models`)
     seen = _DataSeen()
     callbacks: list[Callback] = [seen]
     if parent is not None:

@@ -184,9 +184,11 @@ class TrackingConfig(Section):
     log_images: int = Field(4, ge=0)
     flush_secs: float = Field(5.0, ge=0)  # metrics reach the store at most this late; 0: every epoch
     background: bool = True  # log from a low-priority worker thread; false: inline, in the training loop
-    log_model: Literal["none", "pt2", "pickle"] = Field(
-        "none", description="log the best model as an MLflow pytorch model: pt2 (torch.export, loads without "
-                            "unpickling, one image at the training size) or pickle (any size; unpickles)")
+    log_model: Literal["none", "onnx", "pt2", "pickle"] = Field(
+        "onnx", description="log the best checkpoint as an MLflow model: onnx (any batch and size, loads without "
+                            "unpickling), pt2 (torch.export: loads without unpickling, one image at the training "
+                            "size) or pickle (pytorch flavour, any size; unpickles). compare logs each arm's best "
+                            "seed, tune the best trial")
     registered_model: str | None = Field(None, description="with log_model: register it under this name")
     system_metrics: bool = Field(False, description="MLflow's own CPU, memory, disk, network (and GPU) sampling "
                                                     "into system/* metrics: a thread sampling every 10 s; needs psutil")

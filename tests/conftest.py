@@ -100,10 +100,11 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tracked(tiny_config):
-    """`tracked(data, out, uri, *overrides)`: tiny_config with MLflow tracking on, into `uri`."""
+    """`tracked(data, out, uri, *overrides)`: tiny_config with MLflow tracking on, into `uri`
+    (no model logged unless `tracking.log_model` is among the overrides)."""
     def make(data: Path, out: Path, uri: str, *overrides: str) -> ExperimentConfig:
         return tiny_config(data, out, "tracking.enabled=true", f"tracking.uri={uri}", "tracking.experiment=tests",
-                           "tracking.log_images=2", *overrides)
+                           "tracking.log_images=2", "tracking.log_model=none", *overrides)  # models: where tested
 
     return make
 

@@ -37,7 +37,7 @@ def test_two_process_torchrun_logs_one_run_and_matches_a_one_process_eval(tiny_y
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "hybridunet", "train", "--config", str(tiny_yaml), f"data.root={tiny_data}",
            f"train.out_dir={tmp_path / 'run'}", "train.val_batch_size=1", "tracking.enabled=true",
-           f"tracking.uri={uri}", "tracking.experiment=ddp"]
+           f"tracking.uri={uri}", "tracking.experiment=ddp", "tracking.log_model=none"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -17,6 +17,7 @@ def test_train_eval_predict_and_tune_run_offline(tiny_yaml, offline, tiny_data, 
     assert main(["train", "--config", str(tiny_yaml), *common, "tracking.enabled=true", "train.out_dir=run"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["run_id"] and (tmp_path / "mlflow.db").is_file()
+    assert result["model_uri"].startswith("models:/m-")  # tracking.log_model: onnx, logged offline
 
     assert main(["eval", "--checkpoint", result["checkpoint"]]) == 0
     cv2.imwrite(str(tmp_path / "street.png"), np.zeros((40, 70, 3), np.uint8))

@@ -183,24 +183,98 @@ def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
     assert os.sched_getscheduler(0) == before  # training's own threads keep their priority
 
 
-def test_a_trained_model_is_an_mlflow_model_that_pyfunc_loads_and_predicts(tracked, tiny_data, tmp_path, mlflow_store, capsys):
-    """tracking.log_model=pt2: the pytorch flavour with its signature, loaded back by
-    mlflow.pyfunc and equal to the checkpoint's logits; the ONNX flavour from export."""
+def test_a_default_tracked_training_logs_an_onnx_model_with_linked_metrics_and_its_two_datasets(
+        tracked, tiny_data, tmp_path, mlflow_store):
+    """tracking.log_model's default: the best checkpoint as an ONNX LoggedModel that
+    mlflow.pyfunc loads (no unpickling) and runs at another batch and size, equal to the
+    checkpoint's logits; the validation scores linked to it with the validation dataset; the
+    training and validation data as the run's datasets, digests their data fingerprints."""
     import mlflow
+    import torch
+    import yaml
+
+    from hybridunet.checkpoint import load_model, read_meta
+    from hybridunet.config import load_config
+    from hybridunet.data.fingerprint import data_fingerprint
+    from hybridunet.engine.build import open_split
+
+    config = tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=models", "model.widths=[4, 8]")
+    config.tracking.log_model = load_config(None).tracking.log_model  # the default, whatever tracked() sets
+    assert config.tracking.log_model == "onnx"
+    result = fit(config, callbacks=[MLflowCallback(config.tracking)])
+    client = MlflowClient(mlflow_store)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and "log_model.error" not in run.data.tags
+    model = client.get_logged_model(result["model_id"])
+    assert result["model_uri"] == f"models:/{model.model_id}" and str(model.status) == "READY"
+    assert model.source_run_id == run.info.run_id and model.experiment_id == run.info.experiment_id
+    assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+
+    mlflow.set_tracking_uri(mlflow_store)
+    loaded = mlflow.pyfunc.load_model(result["model_uri"])
+    assert loaded.metadata.flavors["python_function"]["loader_module"] == "mlflow.onnx"
+    folder = Path(mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "model")))
+    assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".pt", ".pth")]  # nothing to unpickle
+    assert yaml.safe_load((folder / "MLmodel").read_text())["signature"]
+    batch = np.random.default_rng(1).standard_normal((3, 3, 40, 56)).astype(np.float32)  # trained: batch 4, 64x64
+    net, _ = load_model(result["checkpoint"])
+    with torch.no_grad():
+        expected = net(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(loaded.predict(batch)["logits"], expected, atol=1e-4, rtol=1e-4)
+
+    train, val = open_split(config, "train", train=True), open_split(config, "val", train=False)
+    datasets = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(datasets) == {"training", "validation"}
+    assert datasets["training"].digest == data_fingerprint([train], tiny_data) != datasets["validation"].digest
+    assert datasets["validation"].digest == data_fingerprint([val], tiny_data)
+    assert datasets["validation"].name == f"{tiny_data.name}-val" and str(tiny_data) in datasets["validation"].source
+
+    linked = {m.key: m for m in model.metrics}
+    assert linked["best_val_dice"].value == pytest.approx(result["dice"])
+    assert (linked["best_val_dice"].dataset_name, linked["best_val_dice"].dataset_digest) == (
+        datasets["validation"].name, datasets["validation"].digest)
+    assert {"best_val_miou", "cost/params_m", "cost/inference_images_per_s"} <= set(linked)
+    best_epoch = read_meta(result["checkpoint"])["epoch"]
+    assert linked["val_dice"].step == best_epoch and linked["val_dice"].value == pytest.approx(result["dice"])
+    assert len(client.get_metric_history(run.info.run_id, "best_val_dice")) == 1  # linked, not logged twice
+
+
+def test_a_model_that_fails_to_export_is_reported_and_the_run_still_finishes(tracked, tiny_data, tmp_path,
+                                                                             mlflow_store, monkeypatch, capsys):
+    import hybridunet.export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("an operator ONNX has no symbol for")
+
+    monkeypatch.setattr(hybridunet.export, "export_onnx", broken)
+    config = tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=models", "train.epochs=1",
+                     "model.widths=[4, 8]", "tracking.log_model=onnx", "tracking.log_images=0")
+    result = fit(config, callbacks=[MLflowCallback(config.tracking)])
+    assert "model_uri" not in result
+    run = MlflowClient(mlflow_store).get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.metrics["best_val_dice"] == pytest.approx(result["dice"])
+    assert "an operator ONNX has no symbol for" in run.data.tags["log_model.error"]
+    assert "was not logged as onnx" in capsys.readouterr().err
+
+
+def test_the_pytorch_flavour_and_an_exported_onnx_file_log_as_models_too(tracked, tiny_data, tmp_path, mlflow_store,
+                                                                        capsys):
+    """tracking.log_model=pt2: the pytorch flavour with its signature, loaded back by
+    mlflow.pyfunc and equal to the checkpoint's logits; `export --mlflow-run` the ONNX flavour."""
+    import mlflow
+    import torch
 
     from hybridunet.checkpoint import load_model
     from hybridunet.cli import main
 
     config = tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=models", "train.epochs=1",
-                     "tracking.log_model=pt2", "model.widths=[4, 8]")
+                     "tracking.log_model=pt2", "model.widths=[4, 8]", "tracking.log_images=0")
     result = fit(config, callbacks=[MLflowCallback(config.tracking)])
     mlflow.set_tracking_uri(mlflow_store)
     loaded = mlflow.pyfunc.load_model(result["model_uri"])
     assert loaded.metadata.get_input_schema().inputs[0].shape == (1, 3, 64, 64)
     image = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     model, _ = load_model(result["checkpoint"])
-    import torch
-
     with torch.no_grad():
         expected = model(torch.from_numpy(image)).numpy()
     np.testing.assert_allclose(np.asarray(loaded.predict(image)), expected, atol=1e-5)
@@ -220,9 +294,7 @@ def test_a_trained_model_is_an_mlflow_model_that_pyfunc_loads_and_predicts(track
     batch = np.random.default_rng(1).standard_normal((2, 3, 40, 56)).astype(np.float32)  # any batch and size
     with torch.no_grad():
         expected = model(torch.from_numpy(batch)).numpy()
-    onnx_out = mlflow.pyfunc.load_model(uri).predict(batch)
-    np.testing.assert_allclose(np.asarray(next(iter(onnx_out.values())) if isinstance(onnx_out, dict) else onnx_out),
-                               expected, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(mlflow.pyfunc.load_model(uri).predict(batch)["logits"], expected, atol=1e-4, rtol=1e-4)
 
 
 # Variables by which MLflow switches its telemetry off by itself (pytest, CI services): a user's
@@ -261,7 +333,8 @@ def test_a_compare_parent_shows_each_arms_curve_the_difference_and_the_decision(
     from hybridunet.compare import Rule, run_sequential
 
     configs = [(label, tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=glance", "train.epochs=2",
-                               "data.limit_train=8", "data.limit_val=4", "tracking.log_images=0"))
+                               "data.limit_train=8", "data.limit_val=4", "tracking.log_images=0",
+                               "tracking.log_model=onnx"))
                for label in ("unet", "same")]
     arms, [decision] = run_sequential(configs, Rule(max_seeds=4, min_seeds=2), out_dir=tmp_path / "cmp")
     assert decision.look.decision == "equivalent" and arms[0].seeds == [0, 1]
@@ -283,6 +356,11 @@ def test_a_compare_parent_shows_each_arms_curve_the_difference_and_the_decision(
     for name in ("curves", "per_class", "per_seed"):  # image keys: the chart view draws them
         assert any(path.startswith(f"images/comparison~{name}+") for path in images), (name, images)
     assert "compare/comparison.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "compare")}
+    for arm in arms:  # each arm's best seed logs its model, the other seeds none
+        best = max(arm.records, key=lambda r: r.val.dice)
+        with_model = [r.run_id for r in arm.records if client.get_run(r.run_id).outputs.model_outputs]
+        assert with_model == [best.run_id], arm.label
+    assert not client.get_run(parent.info.run_id).outputs.model_outputs
 
 
 @pytest.mark.parametrize("size", [48, 512])

@@ -57,8 +57,20 @@ def test_a_three_trial_study_completes_with_nested_mlflow_runs(tiny_config, tiny
     best = yaml.safe_load((tmp_path / "outputs" / "tune-s3" / "best.yaml").read_text())
     assert best["optim"]["lr"] == pytest.approx(study.best_params["optim.lr"])
     assert best["model"]["widths"] == json.loads(study.best_params["model.widths"])
-    # running it again with the same total does nothing more
+    models = client.search_logged_models([experiment])  # tracking.log_model: onnx, for the best trial only
+    assert len(models) == 1 and str(models[0].status) == "READY"
+    trained = study.best_trial.user_attrs.get("duplicate_of", study.best_trial.number)
+    assert client.get_run(models[0].source_run_id).data.tags["optuna.trial"] == str(trained)
+    history = {key: client.get_metric_history(parent_id, key) for key in ("trial/val_dice", "trial/best_val_dice",
+                                                                           *(f"curve/trial-{n:04d}" for n in range(3)))}
+    assert [m.step for m in history["trial/val_dice"]] == [0, 1, 2]  # the parent draws the optimisation history
+    values = [t.value for t in sorted(study.trials, key=lambda t: t.number)]
+    assert [m.value for m in history["trial/best_val_dice"]] == pytest.approx(np.maximum.accumulate(values))
+    assert all([m.step for m in history[f"curve/trial-{n:04d}"]] == [0] for n in range(3))  # one epoch each
+    # running it again with the same total does nothing more, and logs nothing twice
     assert len(tune(base, load_search_space(write_space(tmp_path), base), 3, storage, "s3").trials) == 3
+    assert len(client.search_logged_models([experiment])) == 1
+    assert {key: len(client.get_metric_history(parent_id, key)) for key in history} == {k: len(v) for k, v in history.items()}
 
 
 def test_a_hopeless_trial_is_pruned(tiny_config, tiny_data, tmp_path, monkeypatch):
@@ -140,7 +152,7 @@ def test_two_workers_together_finish_exactly_the_trials_asked_for(tiny_yaml, env
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")
     space = write_space(tmp_path)
     tracking = ["tracking.enabled=true", f"tracking.uri={mlflow_store}", f"tracking.experiment=shared-{tmp_path.name}",
-                "tracking.log_images=0"]
+                "tracking.log_images=0", "tracking.log_model=none"]
     cmd = [c for c in _tune_cmd(tiny_yaml, tmp_path, space, storage, 4, "shared") if c != "tracking.enabled=false"] + tracking
     workers = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                for _ in range(2)]
@@ -252,7 +264,7 @@ def test_a_trial_over_seeds_scores_their_mean_with_study_trial_and_seed_runs_nes
     monkeypatch.chdir(tmp_path)
     base = tiny_config(tiny_data, tmp_path / "unused", "train.epochs=1", "data.limit_train=8", "data.limit_val=4",
                        "data.size=32", "tracking.enabled=true", f"tracking.uri={mlflow_store}",
-                       "tracking.experiment=seeds-per-trial", "tracking.log_images=0")
+                       "tracking.experiment=seeds-per-trial", "tracking.log_images=0", "tracking.log_model=none")
     space = load_search_space(write_space(tmp_path, {**SPACE, "pruner": {"name": "wilcoxon"}}), base)
     assert isinstance(space.make_pruner(), optuna.pruners.WilcoxonPruner)
     study = tune(base, space, trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="k2",

@@ -4,7 +4,8 @@
 - callback.py: `MLflowCallback`, one run per training;  - worker.py: the logging thread;
 - parent.py: `parent_run()`, for comparisons and studies; - provenance.py: a run's tags;
 - runs.py: finished runs read back as `RunRecord`s for `compare --experiment`;
-- trials.py: `TrialRunCallback`, an Optuna trial's nested run.
+- trials.py: `TrialRunCallback`, an Optuna trial's nested run;
+- models.py: the best checkpoint as a LoggedModel (ONNX by default); - datasets.py: a run's data.
 """
 
 import os
@@ -17,7 +18,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from hybridunet.tracking.callback import EPOCH_METRICS, MLflowCallback, epoch_values, panel_picture
 from hybridunet.tracking.parent import ParentRun, parent_run, shared_parent_id
 from hybridunet.tracking.provenance import git_commit, provenance_tags
-from hybridunet.tracking.runs import finished_runs, log_test_scores
+from hybridunet.tracking.runs import finished_runs, log_test_scores, trial_runs
 from hybridunet.tracking.store import DEFAULT_URI, EXPERIMENT_KIND, experiment_id, tracking_uri, ui_links
 from hybridunet.tracking.trials import TrialRunCallback
 from hybridunet.tracking.worker import LogWorker
@@ -25,5 +26,5 @@ from hybridunet.tracking.worker import LogWorker
 __all__ = [
     "DEFAULT_URI", "EPOCH_METRICS", "EXPERIMENT_KIND", "LogWorker", "MLflowCallback", "ParentRun",
     "epoch_values", "experiment_id", "finished_runs", "git_commit", "panel_picture", "parent_run",
-    "log_test_scores", "provenance_tags", "shared_parent_id", "tracking_uri", "TrialRunCallback", "ui_links",
+    "log_test_scores", "provenance_tags", "shared_parent_id", "tracking_uri", "trial_runs", "TrialRunCallback", "ui_links",
 ]

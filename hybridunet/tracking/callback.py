@@ -17,6 +17,7 @@ from hybridunet.data.labels import colorize
 from hybridunet.data.transforms import to_picture
 from hybridunet.engine import Callback, Run
 from hybridunet.errors import ConfigError
+from hybridunet.tracking.datasets import VALIDATION, log_datasets, run_datasets
 from hybridunet.tracking.provenance import provenance_tags
 from hybridunet.tracking.store import experiment_id, tracking_uri
 from hybridunet.tracking.worker import LogWorker
@@ -156,6 +157,7 @@ class MLflowCallback(Callback):
             resolved = {**run.precision.as_dict(), "class_weights": run.class_weights}
             self.log_params({**cfg.flat(), **{f"resolved.{k}": v for k, v in resolved.items()}})
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
+            self._log.submit(log_datasets, self.client, self.run_id, run_datasets(run))
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
         if self.config.system_metrics:
@@ -185,24 +187,39 @@ class MLflowCallback(Callback):
         best = run.out_dir / "best.safetensors"
         for path in (best, best.with_suffix(".json")):
             self._log.submit(self.client.log_artifact, self.run_id, str(path), "checkpoint")
-        per_class = {f"best_val_dice/{k}": v for k, v in (result.get("per_class_dice") or {}).items()
-                     if v is not None and math.isfinite(v)}
-        cost = {f"cost/{k}": v for k, v in (result.get("cost") or {}).items() if v is not None and math.isfinite(v)}
-        self.log_metrics({"best_val_dice": result["dice"], "best_val_miou": result["miou"], **per_class, **cost})
-        self.flush()
         matrix = run.best_confusion.matrix.cpu().numpy() if run.best_confusion is not None else None
         with tempfile.TemporaryDirectory() as folder:  # drawn here while the worker sends what is queued
             save_run_charts(folder, matrix, run.class_names, list(run.history))
             self._log.submit(self.client.log_artifacts, self.run_id, folder, "plots")
+            self.flush()
             self._log.close()
-        if self.config.log_model != "none":
-            from hybridunet.tracking.models import log_pytorch_model
+        model = None
+        if self.config.log_model != "none":  # after the epochs' metrics landed: the model links its epoch's
+            from hybridunet.tracking.models import try_log_model
 
-            result["model_uri"] = log_pytorch_model(self.run_id, best, self.config.log_model,
-                                                    self.config.registered_model, tracking_uri(self.config))
+            model = try_log_model(self.run_id, best, self.config.log_model, self.config.registered_model,
+                                  tracking_uri(self.config))
+            if model is not None:
+                result.update(model_uri=model.model_uri, model_id=model.model_id)
+        self._log_final(run, result, model.model_id if model is not None else None)
         self._stop_system_metrics()
         self.client.set_terminated(self.run_id, "FINISHED")
         result["run_id"] = self.run_id
+
+    def _log_final(self, run: Run, result: dict[str, Any], model_id: str | None) -> None:
+        """The run's final metrics, linked to its model (the validation scores with the
+        validation dataset): best_val_dice, best_val_miou, best_val_dice/<class>, cost/*."""
+        scores = {"best_val_dice": result["dice"], "best_val_miou": result["miou"],
+                  **{f"best_val_dice/{k}": v for k, v in (result.get("per_class_dice") or {}).items()}}
+        cost = {f"cost/{k}": v for k, v in (result.get("cost") or {}).items()}
+        dataset = run_datasets(run)[VALIDATION]
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, 0, model_id=model_id, dataset_name=dataset.name if model_id else None,
+                       dataset_digest=dataset.digest if model_id else None)
+                for k, v in scores.items() if v is not None and math.isfinite(v)]
+        rows += [Metric(k, float(v), now, 0, model_id=model_id) for k, v in cost.items()
+                 if v is not None and math.isfinite(v)]
+        self.client.log_batch(self.run_id, metrics=rows)
 
     def _stop_system_metrics(self) -> None:
         if self._system is not None:

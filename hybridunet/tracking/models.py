@@ -1,22 +1,45 @@
-"""Trained models as MLflow models, so the Model Registry and `mlflow.pyfunc.load_model(...)
-.predict(...)` work: the pytorch flavour from a checkpoint, the ONNX flavour from an export."""
+"""Trained models as MLflow 3 LoggedModels, so the Models tab, the Model Registry and
+`mlflow.pyfunc.load_model(...).predict(...)` work: ONNX (the default: any batch and size,
+loads without unpickling), or the pytorch flavour from a checkpoint.
+
+A logged model is linked to what describes it: MLflow links the metrics of the epoch the
+checkpoint is from (`step`), and `link_metrics` adds the run's final validation scores
+(with the validation dataset) and its cost."""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+KINDS = ("onnx", "pt2", "pickle")  # tracking.log_model, but none
 SERIALIZATIONS = ("pt2", "pickle")
+FINAL_PREFIXES = ("best_val_", "cost/", "test_")  # the run's final metrics, linked to its model
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+EXAMPLE_SIDE = 64  # the input example's side: the ONNX model takes any size, and the example is stored as JSON
 
 
-def _in_run(run_id: str, uri: str | None):
-    """Run `run_id` as the active MLflow run (nested if another is active), at `uri`."""
+@dataclass(frozen=True)
+class LoggedModelRef:
+    model_uri: str  # models:/m-...
+    model_id: str
+
+
+def _new_model(run_id: str, uri: str | None) -> str:
+    """A PENDING LoggedModel of run `run_id`, in the run's experiment (MLflow would put one
+    logged outside an active run in its current experiment), with the run's params; the
+    flavour's log_model fills and finalises it."""
     import mlflow
 
     if uri is not None:
         mlflow.set_tracking_uri(uri)
-    return mlflow.start_run(run_id=run_id, nested=True)
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    return mlflow.initialize_logged_model(name="model", source_run_id=run_id, params=run.data.params,
+                                          experiment_id=run.info.experiment_id).model_id
 
 
 def _example_and_signature(size: int, num_classes: int, fixed: bool):
@@ -32,13 +55,14 @@ def _example_and_signature(size: int, num_classes: int, fixed: bool):
 
 
 def log_pytorch_model(run_id: str, checkpoint: str | Path, serialization: str = "pt2",
-                      registered_model_name: str | None = None, uri: str | None = None) -> str:
+                      registered_model_name: str | None = None, uri: str | None = None,
+                      step: int = 0) -> LoggedModelRef:
     """Log the checkpoint's fp32 eval model to run `run_id` (pytorch flavour, with an input
-    example and signature); returns the model's URI.
+    example and signature).
 
-    `pt2` (default) stores torch.export's graph, which loads without unpickling, for one
-    image at the training size; `pickle` takes any batch and size, and loading it unpickles
-    (hybridunet must be installed where it loads).
+    `pt2` stores torch.export's graph, which loads without unpickling, for one image at the
+    training size; `pickle` takes any batch and size, and loading it unpickles (hybridunet
+    must be installed where it loads).
     """
     import mlflow
     import torch
@@ -53,17 +77,18 @@ def log_pytorch_model(run_id: str, checkpoint: str | Path, serialization: str = 
                                                 fixed=serialization == "pt2")
     requirements = [f"torch=={torch.__version__.split('+')[0]}"] + (
         [f"hybridunet=={__version__}"] if serialization == "pickle" else [])
-    with _in_run(run_id, uri):
-        info = mlflow.pytorch.log_model(model.float().eval(), name="model", input_example=example,
-                                        signature=signature, serialization_format=serialization,
-                                        pip_requirements=requirements, registered_model_name=registered_model_name)
-    return info.model_uri
+    info = mlflow.pytorch.log_model(model.float().eval(), name="model", input_example=example, signature=signature,
+                                    serialization_format=serialization, pip_requirements=requirements,
+                                    registered_model_name=registered_model_name, run_id=run_id, step=step,
+                                    model_id=_new_model(run_id, uri))
+    return LoggedModelRef(info.model_uri, info.model_id)
 
 
 def log_onnx_model(run_id: str, onnx_path: str | Path, registered_model_name: str | None = None,
-                   uri: str | None = None) -> str:
-    """Log an exported .onnx file to run `run_id` (ONNX flavour; any batch and size)."""
+                   uri: str | None = None, step: int = 0) -> LoggedModelRef:
+    """Log an exported .onnx file and its sidecar to run `run_id` (ONNX flavour; any batch and size)."""
     import json
+    import logging
 
     import mlflow
     import onnx
@@ -71,9 +96,102 @@ def log_onnx_model(run_id: str, onnx_path: str | Path, registered_model_name: st
     from hybridunet.export import sidecar_path
 
     sidecar = json.loads(sidecar_path(onnx_path).read_text())
-    example, signature = _example_and_signature(sidecar["input_size"][0], sidecar["num_classes"], fixed=False)
-    with _in_run(run_id, uri):
-        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model", input_example=example,
+    example, signature = _example_and_signature(min(EXAMPLE_SIDE, sidecar["input_size"][0]), sidecar["num_classes"],
+                                                fixed=False)
+    model_id = _new_model(run_id, uri)
+    quiet = _Without("are unavailable in this onnxruntime build")  # its check of the example runs on this CPU
+    logging.getLogger("mlflow.onnx").addFilter(quiet)
+    bar = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"  # it checks the example on a copy it "downloads" from a local folder
+    try:
+        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="model", input_example=example,
                                      signature=signature, registered_model_name=registered_model_name,
-                                     pip_requirements=["onnxruntime"], extra_files=[str(sidecar_path(onnx_path))])
-    return info.model_uri
+                                     pip_requirements=["onnxruntime"], extra_files=[str(sidecar_path(onnx_path))],
+                                     run_id=run_id, step=step, model_id=model_id)
+    finally:
+        logging.getLogger("mlflow.onnx").removeFilter(quiet)
+        os.environ.pop(PROGRESS_BAR) if bar is None else os.environ.__setitem__(PROGRESS_BAR, bar)
+    return LoggedModelRef(info.model_uri, info.model_id)
+
+
+class _Without:
+    """A logging filter that drops records containing `text`."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def filter(self, record) -> bool:
+        return self.text not in record.getMessage()
+
+
+def log_checkpoint_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
+                         uri: str | None = None) -> LoggedModelRef:
+    """Log `checkpoint`'s model to run `run_id` as `kind` (see KINDS) at the step of the
+    checkpoint's epoch, the run's params as the LoggedModel's (as MLflow does), and link the run's
+    final metrics to it (`link_metrics`)."""
+    from hybridunet.checkpoint import read_meta
+
+    if kind not in KINDS:
+        raise ValueError(f"tracking.log_model {kind!r}: expected one of none, {', '.join(KINDS)}")
+    step = int(read_meta(checkpoint).get("epoch") or 0)
+    if kind == "onnx":
+        from hybridunet.export import export_onnx
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = export_onnx(checkpoint, Path(folder) / "model.onnx")
+            ref = log_onnx_model(run_id, path, registered_model_name, uri, step)
+    else:
+        ref = log_pytorch_model(run_id, checkpoint, kind, registered_model_name, uri, step)
+    link_metrics(run_id, ref.model_id, uri)
+    return ref
+
+
+def link_metrics(run_id: str, model_id: str, uri: str | None = None) -> None:
+    """Link the run's final metrics (best_val_*, test_*, cost/*) that are not yet linked to
+    model `model_id`: the validation ones with the run's validation dataset. For a model
+    logged after its run ended; the run's own history keeps one point per metric (the store
+    drops a metric logged again with the same key, value, step and time)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from hybridunet.tracking.datasets import logged_dataset
+
+    client = MlflowClient(uri)
+    linked = {m.key for m in client.get_logged_model(model_id).metrics or []}
+    dataset = logged_dataset(client, run_id)
+    rows = []
+    for key in client.get_run(run_id).data.metrics:
+        if not key.startswith(FINAL_PREFIXES) or key in linked:
+            continue
+        last = max(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        name, digest = dataset if dataset and key.startswith("best_val_") else (None, None)
+        rows.append(Metric(key, last.value, last.timestamp, last.step, model_id=model_id, dataset_name=name,
+                           dataset_digest=digest))
+    for i in range(0, len(rows), 1000):  # the store's limit per batch
+        client.log_batch(run_id, metrics=rows[i : i + 1000])
+
+
+def try_log_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
+                  uri: str | None = None) -> LoggedModelRef | None:
+    """`log_checkpoint_model`, but a model that fails to export or log is reported (stderr and
+    the run's tag ``log_model.error``) rather than failing a run whose training is done."""
+    try:
+        return log_checkpoint_model(run_id, checkpoint, kind, registered_model_name, uri)
+    except Exception as error:  # noqa: BLE001  (the checkpoint is logged either way)
+        from mlflow.tracking import MlflowClient
+
+        message = f"{type(error).__name__}: {error}"
+        print(f"hybridunet: the model of run {run_id} was not logged as {kind} ({message}); its checkpoint is "
+              "logged (set tracking.log_model=none to skip this)", file=sys.stderr)
+        MlflowClient(uri).set_tag(run_id, "log_model.error", message[:5000])
+        return None
+
+
+def logged_model(run_id: str, uri: str | None = None) -> LoggedModelRef | None:
+    """The model run `run_id` logged last, if any (a resumed comparison or study logs none again)."""
+    from mlflow.tracking import MlflowClient
+
+    outputs = MlflowClient(uri).get_run(run_id).outputs
+    found = outputs.model_outputs if outputs is not None else []
+    return LoggedModelRef(f"models:/{found[-1].model_id}", found[-1].model_id) if found else None
+

@@ -25,8 +25,10 @@ class ParentRun:
     def log_params(self, params: dict[str, Any]) -> None:
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        now = int(time.time() * 1000)
+    def log_metrics(self, metrics: dict[str, float], step: int = 0, timestamp: int | None = None) -> None:
+        """With `timestamp` (ms) fixed by what the values describe, logging them again adds
+        nothing: the store drops a point equal in key, value, step and time."""
+        now = int(time.time() * 1000) if timestamp is None else timestamp
         rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         for i in range(0, len(rows), 1000):  # the store's limit per batch
             self.client.log_batch(self.run_id, metrics=rows[i : i + 1000])

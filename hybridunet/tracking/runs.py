@@ -52,3 +52,16 @@ def log_test_scores(run_id: str, metrics: Mapping[str, Any], config: TrackingCon
     now = int(time.time() * 1000)
     rows = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None and math.isfinite(v)]
     make_client(tracking_uri(config)).log_batch(run_id, metrics=rows)
+
+
+def trial_runs(config: TrackingConfig, study: str, number: int) -> list[dict[str, Any]]:
+    """The FINISHED training runs of trial `number` of `study` (one per seed; a pruned one
+    too): run_id, best_val_dice (None where pruned) and checkpoint (in the run's out_dir)."""
+    c = make_client(tracking_uri(config))
+    found = c.get_experiment_by_name(config.experiment)
+    if found is None:
+        return []
+    runs = c.search_runs([found.experiment_id], f"tags.`optuna.study` = '{study}' and tags.`optuna.trial` = "
+                         f"'{number}' and attributes.status = 'FINISHED'")
+    return [{"run_id": r.info.run_id, "best_val_dice": r.data.metrics.get("best_val_dice"),
+             "checkpoint": f"{r.data.tags['out_dir']}/best.safetensors"} for r in runs if "out_dir" in r.data.tags]

@@ -142,6 +142,7 @@ class Objective:
         config.train.out_dir = str(self.out / f"trial-{trial.number:04d}")
         config.train.overwrite = True  # a retried trial replaces its own folder
         config.tracking.run_name = f"{trial.study.study_name}-trial-{trial.number}"
+        config.tracking.log_model = "none"  # the study's best trial logs its model at the end (`tune`)
         return config
 
     def callbacks(self, config: ExperimentConfig, trial: optuna.Trial, parent_id: str | None = None,

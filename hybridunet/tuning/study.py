@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
 import sys
 import warnings
 from collections.abc import Callable
@@ -88,6 +89,8 @@ def tune(
             scores = importances(study)
             study.set_user_attr("importances", scores)  # the report reads them back; the dashboard shows them
             if parent is not None:
+                log_best_model(base, study)
+                log_study_curves(parent, base, study)
                 finished = study.get_trials(deepcopy=False, states=FINISHED)
                 parent.log_metrics({"best_val_dice": best_trial(study).values[0], "trials_finished": len(finished),
                                     "trials_pruned": sum(t.state == TrialState.PRUNED for t in finished),
@@ -99,6 +102,53 @@ def tune(
                     for path in front:
                         parent.log_artifact(path, "pareto")
     return study
+
+
+def log_best_model(base: ExperimentConfig, study: optuna.Study) -> None:
+    """The best trial's run (its best seed's, by validation Dice) logs its model as
+    base.tracking.log_model says; no other trial logs one (`Objective.trial_config`)."""
+    if base.tracking.log_model == "none":
+        return
+    from hybridunet.tracking import trial_runs
+    from hybridunet.tracking.models import logged_model, try_log_model
+    from hybridunet.tracking.store import tracking_uri
+
+    best = best_trial(study)
+    number = best.user_attrs.get("duplicate_of", best.number)  # a repeated combination was not trained again
+    uri = tracking_uri(base.tracking)
+    runs = [r for r in trial_runs(base.tracking, study.study_name, number)
+            if r["best_val_dice"] is not None and Path(r["checkpoint"]).is_file()]
+    if runs:
+        run = max(runs, key=lambda r: r["best_val_dice"])
+        if logged_model(run["run_id"], uri) is None:
+            try_log_model(run["run_id"], run["checkpoint"], base.tracking.log_model, base.tracking.registered_model,
+                          uri)
+
+
+def log_study_curves(parent: Any, base: ExperimentConfig, study: optuna.Study) -> None:
+    """The study at a glance on its parent run: each finished trial's validation Dice per
+    epoch (``curve/trial-NNNN``, the mean over its seeds, ``spread/trial-NNNN`` their std;
+    pruned trials up to where they stopped), and the optimisation history by trial number
+    (``trial/val_dice``, ``trial/best_val_dice``). Each point is stamped with its trial's
+    end, so a resumed study or another worker logs nothing twice."""
+    from hybridunet.tracking import trial_runs
+
+    best = None
+    for trial in sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.number):
+        stamp = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else None
+        runs = trial_runs(base.tracking, study.study_name, trial.number)
+        curves = [parent.history(r["run_id"], "val_dice") for r in runs]
+        key = f"trial-{trial.number:04d}"
+        for epoch in range(max((len(c) for c in curves), default=0)):
+            values = [c[epoch] for c in curves if len(c) > epoch]
+            parent.log_metrics({f"curve/{key}": statistics.fmean(values),
+                                f"spread/{key}": statistics.stdev(values) if len(values) > 1 else 0.0},
+                               step=epoch, timestamp=stamp)
+        if trial.state == TrialState.COMPLETE:
+            value = trial.values[0]
+            best = value if best is None else max(best, value)
+            parent.log_metrics({"trial/val_dice": value, "trial/best_val_dice": best}, step=trial.number,
+                               timestamp=stamp)
 
 
 MIN_TRIALS_FOR_IMPORTANCE = 5  # complete trials before importances are computed

@@ -28,7 +28,7 @@ REPO = Path(__file__).parents[2]
 def train_cmd(tiny_yaml: Path, tiny_data: Path, out: Path, uri: str, *extra: str, experiment: str = "faults") -> list[str]:
     return [sys.executable, "-m", "hybridunet", "train", "--config", str(tiny_yaml), f"data.root={tiny_data}",
             f"train.out_dir={out}", "tracking.enabled=true", f"tracking.uri={uri}", f"tracking.experiment={experiment}",
-            "train.epochs=4", "data.limit_train=16", *extra]
+            "train.epochs=4", "data.limit_train=16", "tracking.log_model=none", *extra]
 
 
 def wait_for_epoch(out: Path, epoch: int, proc: subprocess.Popen, limit: float = 180) -> None:
@@ -110,7 +110,8 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tiny_c
     loss_that_explodes_in_epoch_2 = ExplodesInEpoch2
 
     monkeypatch.setattr(fit_module, "build_loss", loss_that_explodes_in_epoch_2)
-    config = tiny_config(tiny_data, tmp_path, "tracking.enabled=true", f"tracking.uri={mlflow_store}")
+    config = tiny_config(tiny_data, tmp_path, "tracking.enabled=true", f"tracking.uri={mlflow_store}",
+                         "tracking.log_model=none")
     tracker = MLflowCallback(config.tracking)
     with pytest.raises(FloatingPointError, match=r"loss is (inf|nan) at epoch 2, step 1: lower the learning rate"):
         fit(config, callbacks=[tracker])

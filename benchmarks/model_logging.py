@@ -1,0 +1,141 @@
+"""What logging the trained model (tracking.log_model: onnx, the default) costs a demo run.
+
+    python benchmarks/model_logging.py [--arms unet hybrid_unet_resdec] [--kind onnx] [--rounds 2] [--epochs N]
+
+Each arm trains the demo's recipe (seed 0, tracked, on the demo's synthetic data) in a
+fresh process, as `hybridunet train` does, and the time inside the model step (export,
+`log_model`, linking the metrics) is taken apart from the run's wall time: that step pays
+once-per-process costs (importing onnx, MLflow's scan of the installed packages for the
+model's requirements). The same process then logs the checkpoint again: what a
+comparison's or study's later model costs. Also the models' size on disk, at the demo's
+and the full presets' widths (untrained, exported the same way). Prints a table, then a
+JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child(arm: str, kind: str, epochs: int | None, folder: Path) -> dict:
+    """One arm's tracked demo run in this process; the model step timed."""
+    from hybridunet.config import parse_config
+    from hybridunet.demo import DATA, RECIPE
+    from hybridunet.engine import fit
+    from hybridunet.tracking import MLflowCallback, models
+
+    spent: dict[str, float] = {"model_s": 0.0}
+    log = models.try_log_model
+
+    def timed_log(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return log(*args, **kwargs)
+        finally:
+            spent["model_s"] += time.perf_counter() - start
+
+    models.try_log_model = timed_log
+    tree = {**RECIPE, "model": {**RECIPE["model"], "name": arm}, "seed": 0,
+            "data": {**RECIPE["data"], "root": str(REPO / DATA)},
+            "train": {**RECIPE["train"], "out_dir": str(folder / arm), **({"epochs": epochs} if epochs else {})},
+            "tracking": {**RECIPE["tracking"], "uri": f"sqlite:///{folder / 'mlflow.db'}", "log_model": kind}}
+    config = parse_config(tree, "the demo recipe")
+    start = time.perf_counter()
+    result = fit(config, callbacks=[MLflowCallback(config.tracking)])
+    row = {"arm": arm, "kind": kind, "run_s": time.perf_counter() - start, **spent}
+    if kind == "none":
+        return row
+    if "model_uri" not in result:
+        raise SystemExit(f"{arm}: the model was not logged")
+    again = time.perf_counter()
+    models.log_checkpoint_model(result["run_id"], result["checkpoint"], kind, uri=config.tracking.uri)
+    row["again_s"] = time.perf_counter() - again
+    stored = folder / "mlruns" / "models" / result["model_id"]
+    row["model_mb"] = sum(p.stat().st_size for p in stored.rglob("*") if p.is_file()) / 1e6
+    return row
+
+
+def full_width_mb(recipe: str, folder: Path) -> float:
+    """ONNX size of an untrained model at the widths of the packaged recipe `recipe`."""
+    from hybridunet.checkpoint import save_checkpoint
+    from hybridunet.config import load_config
+    from hybridunet.export import export_onnx
+    from hybridunet.models import create_model
+
+    config = load_config(recipe)
+    kwargs = config.model.build_kwargs()
+    model = create_model(config.model.name, **kwargs)
+    spec = {"name": config.model.name, **kwargs}
+    checkpoint = save_checkpoint(folder / f"{recipe}.safetensors", model, {
+        "model": spec, "class_names": [f"class_{i}" for i in range(config.model.num_classes)],
+        "config": config.to_dict(), "epoch": 0})
+    return export_onnx(checkpoint, folder / f"{recipe}.onnx").stat().st_size / 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", default=["unet", "hybrid_unet_resdec"])
+    parser.add_argument("--kind", default="onnx", choices=["onnx", "pt2", "pickle"])
+    parser.add_argument("--rounds", type=int, default=2, help="fresh runs of each arm with and without the model")
+    parser.add_argument("--epochs", type=int, help="the demo recipe's 16 by default")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-kind", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.child_kind, args.epochs, Path(args.folder))))
+        return
+    from hybridunet.data.synthetic import ensure_synthetic
+    from hybridunet.demo import DATA, SYNTHETIC
+
+    ensure_synthetic(REPO / DATA, **SYNTHETIC)
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.rounds):
+            for arm in args.arms:
+                kinds = ("none", args.kind) if i % 2 == 0 else (args.kind, "none")  # alternating order
+                for kind in kinds:
+                    folder = Path(tmp) / f"{arm}-{kind}-{i}"
+                    folder.mkdir()
+                    command = [sys.executable, __file__, "--child", arm, "--child-kind", kind, "--folder", str(folder)]
+                    command += ["--epochs", str(args.epochs)] if args.epochs else []
+                    out = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+                    if out.returncode != 0:
+                        sys.exit(f"{arm}: {out.stderr[-3000:]}")
+                    runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        full = {arm: full_width_mb(arm, Path(tmp)) for arm in args.arms} if args.kind == "onnx" else {}
+    print(f"tracking.log_model={args.kind} against none: the demo recipe, seed 0, a fresh process a run, "
+          f"{args.rounds} rounds (medians)")
+    print(f"{'arm':<20} {'none s':>7} {args.kind + ' s':>7} {'diff':>6} {'model s':>8} {'share':>6} "
+          f"{'again s':>8} {'share':>6} {'demo MB':>8} {'full MB':>8}")
+    rows = []
+    for arm in args.arms:
+        def median(kind: str, key: str, arm: str = arm) -> float:
+            return statistics.median(r[key] for r in runs if r["arm"] == arm and r["kind"] == kind)
+
+        row = {"arm": arm, "none_s": median("none", "run_s"), "model_run_s": median(args.kind, "run_s"),
+               "model_s": median(args.kind, "model_s"),
+               "again_s": median(args.kind, "again_s"), "model_mb": median(args.kind, "model_mb"),
+               "full_mb": full.get(arm)}
+        rows.append(row)
+        diff = (row["model_run_s"] - row["none_s"]) / row["none_s"]
+        print(f"{arm:<20} {row['none_s']:7.1f} {row['model_run_s']:7.1f} {diff:+6.1%} {row['model_s']:8.2f} "
+              f"{row['model_s'] / row['none_s']:6.1%} {row['again_s']:8.2f} {row['again_s'] / row['none_s']:6.1%} "
+              f"{row['model_mb']:8.1f} " + (f"{row['full_mb']:8.1f}" if row["full_mb"] else f"{'-':>8}"))
+    print("diff: the run's wall time with the model against without (noisy: a few % between runs); model s: the "
+          "model step at the run's end, share: of the run without it; again s: a second model in the same process "
+          "(what a comparison's or a study's later model costs)")
+    print(json.dumps({"rows": rows, "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()
