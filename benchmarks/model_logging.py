@@ -1,6 +1,7 @@
 """What logging the trained model (tracking.log_model: onnx, the default) costs a demo run.
 
-    python benchmarks/model_logging.py [--arms unet hybrid_unet_resdec] [--kind onnx] [--rounds 2] [--epochs N]
+    python benchmarks/model_logging.py [--arms unet hybrid_unet_resdec] [--kind onnx] [--rounds 2]
+        [--epochs N] [--images N] [--size N] [--widths ...] [--data DIR] [--store URI] [--no-full]
 
 Each arm trains the demo's recipe (seed 0, tracked, on the demo's synthetic data) in a
 fresh process, as `hybridunet train` does, and the time inside the model step (export,
@@ -26,10 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def child(arm: str, kind: str, epochs: int | None, folder: Path) -> dict:
+def child(arm: str, kind: str, folder: Path, data: Path, shrink: list[str], store: str | None) -> dict:
     """One arm's tracked demo run in this process; the model step timed."""
-    from hybridunet.config import parse_config
-    from hybridunet.demo import DATA, RECIPE
+    from hybridunet.config import apply_overrides, parse_config
+    from hybridunet.demo import RECIPE
     from hybridunet.engine import fit
     from hybridunet.tracking import MLflowCallback, models
 
@@ -45,12 +46,15 @@ def child(arm: str, kind: str, epochs: int | None, folder: Path) -> dict:
 
     models.try_log_model = timed_log
     tree = {**RECIPE, "model": {**RECIPE["model"], "name": arm}, "seed": 0,
-            "data": {**RECIPE["data"], "root": str(REPO / DATA)},
-            "train": {**RECIPE["train"], "out_dir": str(folder / arm), **({"epochs": epochs} if epochs else {})},
-            "tracking": {**RECIPE["tracking"], "uri": f"sqlite:///{folder / 'mlflow.db'}", "log_model": kind}}
-    config = parse_config(tree, "the demo recipe")
+            "data": {**RECIPE["data"], "root": str(data)}, "train": {**RECIPE["train"], "out_dir": str(folder / arm)},
+            "tracking": {**RECIPE["tracking"], "uri": store or f"sqlite:///{folder / 'mlflow.db'}",
+                         "log_model": kind}}
+    config = parse_config(apply_overrides(tree, shrink), "the demo recipe")
     start = time.perf_counter()
-    result = fit(config, callbacks=[MLflowCallback(config.tracking)])
+    try:
+        result = fit(config, callbacks=[MLflowCallback(config.tracking)])
+    finally:
+        models.try_log_model = log
     row = {"arm": arm, "kind": kind, "run_s": time.perf_counter() - start, **spent}
     if kind == "none":
         return row
@@ -59,7 +63,9 @@ def child(arm: str, kind: str, epochs: int | None, folder: Path) -> dict:
     again = time.perf_counter()
     models.log_checkpoint_model(result["run_id"], result["checkpoint"], kind, uri=config.tracking.uri)
     row["again_s"] = time.perf_counter() - again
-    stored = folder / "mlruns" / "models" / result["model_id"]
+    from mlflow.artifacts import download_artifacts
+
+    stored = Path(download_artifacts(result["model_uri"], dst_path=str(folder / "model")))
     row["model_mb"] = sum(p.stat().st_size for p in stored.rglob("*") if p.is_file()) / 1e6
     return row
 
@@ -87,17 +93,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", default="onnx", choices=["onnx", "pt2", "pickle"])
     parser.add_argument("--rounds", type=int, default=2, help="fresh runs of each arm with and without the model")
     parser.add_argument("--epochs", type=int, help="the demo recipe's 16 by default")
+    parser.add_argument("--images", type=int, help="training images (the demo's 200 by default)")
+    parser.add_argument("--size", type=int, help="the demo's 48 by default")
+    parser.add_argument("--widths", type=int, nargs="+")
+    parser.add_argument("--data", type=Path, help="the demo's synthetic data (made if missing; default data/synthetic)")
+    parser.add_argument("--store", help="an MLflow tracking URI for every run (default: a new sqlite store a run)")
+    parser.add_argument("--full", action=argparse.BooleanOptionalAction, default=True,
+                        help="also export each arm at its full recipe's widths for its size on disk")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-kind", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    shrink = [f"train.epochs={args.epochs}" if args.epochs else None, f"data.size={args.size}" if args.size else None,
+              f"data.limit_train={args.images}" if args.images else None,
+              f"model.widths=[{','.join(map(str, args.widths))}]" if args.widths else None]
+    shrink = [s for s in shrink if s]
     if args.child:
-        print(json.dumps(child(args.child, args.child_kind, args.epochs, Path(args.folder))))
+        print(json.dumps(child(args.child, args.child_kind, Path(args.folder), args.data, shrink, args.store)))
         return
     from hybridunet.data.synthetic import ensure_synthetic
     from hybridunet.demo import DATA, SYNTHETIC
 
-    ensure_synthetic(REPO / DATA, **SYNTHETIC)
+    data = (args.data or REPO / DATA).resolve()
+    ensure_synthetic(data, **SYNTHETIC)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
@@ -106,13 +124,15 @@ def main(argv: list[str] | None = None) -> None:
                 for kind in kinds:
                     folder = Path(tmp) / f"{arm}-{kind}-{i}"
                     folder.mkdir()
-                    command = [sys.executable, __file__, "--child", arm, "--child-kind", kind, "--folder", str(folder)]
-                    command += ["--epochs", str(args.epochs)] if args.epochs else []
+                    command = [sys.executable, __file__, "--child", arm, "--child-kind", kind, "--folder", str(folder),
+                               "--data", str(data)] + [f"--{k}={v}" for k, v in (("epochs", args.epochs),
+                               ("images", args.images), ("size", args.size), ("store", args.store)) if v]
+                    command += ["--widths", *map(str, args.widths)] if args.widths else []
                     out = subprocess.run(command, capture_output=True, text=True, cwd=folder)
                     if out.returncode != 0:
                         sys.exit(f"{arm}: {out.stderr[-3000:]}")
                     runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        full = {arm: full_width_mb(arm, Path(tmp)) for arm in args.arms} if args.kind == "onnx" else {}
+        full = {arm: full_width_mb(arm, Path(tmp)) for arm in args.arms} if args.kind == "onnx" and args.full else {}
     print(f"tracking.log_model={args.kind} against none: the demo recipe, seed 0, a fresh process a run, "
           f"{args.rounds} rounds (medians)")
     print(f"{'arm':<20} {'none s':>7} {args.kind + ' s':>7} {'diff':>6} {'model s':>8} {'share':>6} "

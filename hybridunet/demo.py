@@ -65,7 +65,23 @@ def run_demo(seeds: int | None = None, tracking: bool = True, max_seeds: int = 5
               f"  {charts}\n    (the chart view: each arm's learning curve, the difference and the decision)\n"
               f"  {page}\n    (this comparison's own page; its seeds are nested runs under it)\n"
               f"To compare them again:  hybridunet compare --experiment {experiment}")
+        _say_models(arms)
     return summary(arms, decisions)
+
+
+def _say_models(arms) -> None:
+    """Where each arm's model is: its best seed logged it (the Models tab)."""
+    from hybridunet.tracking import tracking_uri
+    from hybridunet.tracking.models import logged_model
+
+    uri = tracking_uri()
+    found = [(arm.label, logged_model(max(arm.records, key=lambda r: r.val.dice).run_id, uri)) for arm in arms]
+    if any(model for _, model in found):
+        print("Each arm's best seed logged its model (ONNX; MLflow's Models tab). To predict with one "
+              "(x: normalised float32, N x 3 x H x W):")
+        for label, model in found:
+            if model is not None:
+                print(f"  mlflow.pyfunc.load_model('{model.model_uri}').predict(x)['logits']   # {label}")
 
 
 def _say(line: str) -> None:

@@ -194,6 +194,38 @@ def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monk
     assert left == []  # its store, data and checkpoints went with it
 
 
+def test_model_logging_times_a_run_with_and_without_its_model_in_fresh_processes(tmp_path, monkeypatch, capsys,
+                                                                                 mlflow_store):
+    """Its runs in this process (each in a fresh one is what it measures, not what it checks)."""
+    import contextlib
+    import io
+    import subprocess
+
+    from hybridunet import demo
+
+    model_logging = importlib.import_module("model_logging")
+    run = subprocess.run
+
+    def in_process(command, **kwargs):
+        if command[1:2] != [model_logging.__file__]:  # git, for the runs' tags
+            return run(command, **kwargs)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            model_logging.main(command[2:])
+        return subprocess.CompletedProcess(command, 0, out.getvalue(), "")
+
+    monkeypatch.setattr(model_logging.subprocess, "run", in_process)
+    monkeypatch.setattr(demo, "SYNTHETIC", {"train": 4, "val": 4, "size": 32, "seed": 0})
+    lines, figures = run_benchmark("model_logging", "--arms", "unet", "--rounds", "1", "--epochs", "1", "--images",
+                                   "4", "--size", "32", "--widths", "4", "8", "--data", str(tmp_path / "synthetic"),
+                                   "--store", mlflow_store, "--no-full", capsys=capsys)
+    (row,) = figures["rows"]
+    assert row["arm"] == "unet" and row["none_s"] > 0 and row["model_run_s"] > row["model_s"] > 0 and row["again_s"] > 0
+    assert 0 < row["model_mb"] < 1 and row["full_mb"] is None  # widths 4, 8: a few kB
+    assert {r["kind"] for r in figures["runs"]} == {"none", "onnx"}
+    assert lines[1].split()[:3] == ["arm", "none", "s"] and lines[2].startswith("unet")
+
+
 def test_tracking_overhead_recipes_are_tiny_yaml_and_the_demo(monkeypatch):
     tracking_overhead = importlib.import_module("tracking_overhead")
     from hybridunet.config import parse_config

@@ -208,6 +208,7 @@ def test_a_default_tracked_training_logs_an_onnx_model_with_linked_metrics_and_i
     model = client.get_logged_model(result["model_id"])
     assert result["model_uri"] == f"models:/{model.model_id}" and str(model.status) == "READY"
     assert model.source_run_id == run.info.run_id and model.experiment_id == run.info.experiment_id
+    assert model.name == "unet"  # the run's label: how the Models tab tells models apart
     assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
 
     mlflow.set_tracking_uri(mlflow_store)

@@ -160,6 +160,10 @@ class MLflowCallback(Callback):
             self._log.submit(log_datasets, self.client, self.run_id, run_datasets(run))
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
+        if self.config.log_model != "none":
+            from hybridunet.tracking.models import prepare
+
+            self._log.submit(prepare, self.config.log_model)  # the model's once-a-process costs, while training runs
         if self.config.system_metrics:
             self._system = start_system_metrics(self.run_id, uri)
         self._flushed_at = time.monotonic()
