@@ -481,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hybridunet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hybridunet recipes | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # 128 + SIGPIPE, as a shell reports a command that a closed pipe stopped
 
 
 if __name__ == "__main__":

@@ -63,6 +63,16 @@ def test_recipes_lists_every_recipe_with_its_description_and_shows_one(capsys):
     assert "no recipe is named 'nope'" in capsys.readouterr().err
 
 
+def test_a_listing_piped_into_a_reader_that_stops_ends_quietly(tmp_path):
+    """`hybridunet recipes | head -1`: the closed pipe ends the command with 141 (as SIGPIPE
+    would), no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "hybridunet", "recipes"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc.stdout.close()  # the reader is gone before the first line
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""
+
+
 def test_the_wheel_ships_the_recipes_and_a_name_resolves_from_an_empty_folder(tmp_path, tiny_data):
     """Built from a copy of the tracked files (nothing is written into the checkout), without
     build isolation (it would need the internet), installed beside the test environment."""
