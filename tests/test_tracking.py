@@ -240,6 +240,37 @@ def test_a_default_tracked_training_logs_an_onnx_model_with_linked_metrics_and_i
     assert len(client.get_metric_history(run.info.run_id, "best_val_dice")) == 1  # linked, not logged twice
 
 
+def test_a_dataset_two_workers_add_at_once_is_logged_by_the_next_attempt(tiny_config, tiny_data, tmp_path,
+                                                                        mlflow_store, monkeypatch):
+    """MLflow adds a new dataset by check-then-insert: a study's second worker can lose that
+    race (a UNIQUE constraint error, seen in the two-worker test) and then finds it there."""
+    from mlflow.exceptions import MlflowException
+
+    from hybridunet.engine.build import open_split
+    from hybridunet.tracking.datasets import log_datasets, split_dataset
+    from hybridunet.tracking.store import experiment_id
+
+    config = tiny_config(tiny_data, tmp_path)
+    datasets = {"validation": split_dataset(open_split(config, "val", train=False), tiny_data, "val")}
+    client = MlflowClient(mlflow_store)
+    experiment = experiment_id("datasets-race", mlflow_store)
+    winner, loser = (client.create_run(experiment).info.run_id for _ in range(2))
+    real, calls = client.log_inputs, []
+
+    def lose_the_race_once(run_id, datasets=None, models=None):
+        calls.append(run_id)
+        if len(calls) == 1:  # the other worker inserts the same dataset first
+            real(winner, datasets=datasets)
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, ...")
+        return real(run_id, datasets=datasets)
+
+    monkeypatch.setattr(client, "log_inputs", lose_the_race_once)
+    log_datasets(client, loser, datasets)
+    assert calls == [loser, loser]
+    for run_id in (winner, loser):
+        assert [i.dataset.digest for i in client.get_run(run_id).inputs.dataset_inputs] == [datasets["validation"].digest]
+
+
 def test_a_model_that_fails_to_export_is_reported_and_the_run_still_finishes(tracked, tiny_data, tmp_path,
                                                                              mlflow_store, monkeypatch, capsys):
     import hybridunet.export

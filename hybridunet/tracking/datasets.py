@@ -5,6 +5,7 @@ source is the data folder, its digest the split's data fingerprint
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,11 +49,22 @@ def run_datasets(run: Run) -> dict[str, object]:
     return found
 
 
-def log_datasets(client: MlflowClient, run_id: str, datasets: dict[str, object]) -> None:
-    """Log `datasets` (context -> MetaDataset) as the run's inputs."""
+def log_datasets(client: MlflowClient, run_id: str, datasets: dict[str, object], attempts: int = 3) -> None:
+    """Log `datasets` (context -> MetaDataset) as the run's inputs. MLflow's store adds a
+    dataset it has not seen in a check-then-insert, so two processes logging the same new
+    dataset at once (a study's workers) can collide; the next attempt finds it there."""
+    from mlflow.exceptions import MlflowException
+
     inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
               for context, d in datasets.items()]
-    client.log_inputs(run_id, datasets=inputs)
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException:
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def logged_dataset(client: MlflowClient, run_id: str, context: str = VALIDATION) -> tuple[str, str] | None:
