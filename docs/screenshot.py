@@ -2,10 +2,12 @@
 
     python docs/screenshot.py [--store sqlite:///mlflow.db] [--experiment hybridunet-demo]
         [--out docs/mlflow_demo.png] [--size 1600x1500] [--chromium chromium]
+    python docs/screenshot.py --view models --out docs/mlflow_models.png --size 1600x700
 
 Starts `mlflow ui` on the store (127.0.0.1, a free port, telemetry off), opens the link the
-demo prints for the newest comparison of the experiment (its parent run's charts) and saves
-a screenshot, then stops the server. Chromium comes from Debian's packages
+demo prints for the newest comparison of the experiment (its parent run's charts), or with
+`--view models` the experiment's Models tab (each arm's logged model), and saves a
+screenshot, then stops the server. Chromium comes from Debian's packages
 (`apt-get install chromium`); nothing here needs the internet.
 """
 
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="docs/mlflow_demo.png")
     parser.add_argument("--size", default="1600x1500", help="the window, WIDTHxHEIGHT")
     parser.add_argument("--chromium", default="chromium")
+    parser.add_argument("--view", choices=["charts", "models"], default="charts")
     parser.add_argument("--wait", type=float, default=20, help="seconds the page may take to draw")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with mlflow_server("ui", ["--backend-store-uri", args.store]) as ui:
         link, _ = ui_links(newest_comparison(args.store, args.experiment), args.store, ui)
+        if args.view == "models":  # the same experiment's Models tab, in the model-training view
+            link = link.split("/runs?")[0] + "/models?workflowType=machine_learning"
         width, height = args.size.split("x")
         out = Path(args.out).resolve()
         with tempfile.TemporaryDirectory() as profile:
