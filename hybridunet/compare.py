@@ -415,17 +415,13 @@ class _Session:
     def log_models(self) -> None:
         """Each arm's best seed (by validation Dice) logs its model as its config's
         tracking.log_model says; the other seeds log none (see `train_record`)."""
-        from hybridunet.tracking.models import logged_model, try_log_model
+        from hybridunet.tracking.models import log_best_run_model
         from hybridunet.tracking.store import tracking_uri
 
         for arm, (_, config) in zip(self.arms, self.configs):
-            kind, uri = config.tracking.log_model, tracking_uri(config.tracking)
-            tracked = [r for r in arm.records if r.run_id and r.checkpoint and Path(r.checkpoint).is_file()]
-            if kind == "none" or not tracked:
-                continue
-            best = max(tracked, key=lambda r: r.val.dice)
-            if logged_model(best.run_id, uri) is None:
-                try_log_model(best.run_id, best.checkpoint, kind, config.tracking.registered_model, uri)
+            seeds = [(r.run_id, r.val.dice, r.checkpoint) for r in arm.records if r.run_id]
+            log_best_run_model(seeds, config.tracking.log_model, config.tracking.registered_model,
+                               tracking_uri(config.tracking))
 
     def add_seed(self, seed: int) -> None:
         for index, (label, config) in enumerate(self.configs):

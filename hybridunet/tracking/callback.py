@@ -107,6 +107,7 @@ class MLflowCallback(Callback):
         self._metrics: list[Metric] = []  # not yet sent
         self._flushed_at = 0.0
         self._system = None  # MLflow's SystemMetricsMonitor, with tracking.system_metrics
+        self._datasets: dict[str, Any] = {}  # context -> MLflow dataset (`run_datasets`)
 
     @property
     def logging_cpu_s(self) -> float:
@@ -140,6 +141,7 @@ class MLflowCallback(Callback):
         uri = tracking_uri(self.config)
         self.client = MlflowClient(uri)
         self._log = LogWorker(self.config.background)
+        self._datasets = run_datasets(run)  # logged with a new run; the final scores name the validation one
         previous = run.info.get("mlflow_run_id") if run.resumed else None
         if previous:
             self.client.update_run(previous, status="RUNNING")
@@ -157,7 +159,7 @@ class MLflowCallback(Callback):
             resolved = {**run.precision.as_dict(), "class_weights": run.class_weights}
             self.log_params({**cfg.flat(), **{f"resolved.{k}": v for k, v in resolved.items()}})
             self._log.submit(self.client.log_artifact, self.run_id, str(run.out_dir / "config.yaml"))
-            self._log.submit(log_datasets, self.client, self.run_id, run_datasets(run))
+            self._log.submit(log_datasets, self.client, self.run_id, self._datasets)
         run.info["mlflow_run_id"] = self.run_id
         run.keep_val_samples = max(run.keep_val_samples, self.config.log_images)
         if self.config.log_model != "none":
@@ -205,18 +207,18 @@ class MLflowCallback(Callback):
                                   tracking_uri(self.config))
             if model is not None:
                 result.update(model_uri=model.model_uri, model_id=model.model_id)
-        self._log_final(run, result, model.model_id if model is not None else None)
+        self._log_final(result, model.model_id if model is not None else None)
         self._stop_system_metrics()
         self.client.set_terminated(self.run_id, "FINISHED")
         result["run_id"] = self.run_id
 
-    def _log_final(self, run: Run, result: dict[str, Any], model_id: str | None) -> None:
+    def _log_final(self, result: dict[str, Any], model_id: str | None) -> None:
         """The run's final metrics, linked to its model (the validation scores with the
         validation dataset): best_val_dice, best_val_miou, best_val_dice/<class>, cost/*."""
         scores = {"best_val_dice": result["dice"], "best_val_miou": result["miou"],
                   **{f"best_val_dice/{k}": v for k, v in (result.get("per_class_dice") or {}).items()}}
         cost = {f"cost/{k}": v for k, v in (result.get("cost") or {}).items()}
-        dataset = run_datasets(run)[VALIDATION]
+        dataset = self._datasets[VALIDATION]
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, 0, model_id=model_id, dataset_name=dataset.name if model_id else None,
                        dataset_digest=dataset.digest if model_id else None)

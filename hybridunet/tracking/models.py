@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +197,17 @@ def logged_model(run_id: str, uri: str | None = None) -> LoggedModelRef | None:
     found = outputs.model_outputs if outputs is not None else []
     return LoggedModelRef(f"models:/{found[-1].model_id}", found[-1].model_id) if found else None
 
+
+def log_best_run_model(candidates: Iterable[tuple[str, float, str | Path]], kind: str,
+                       registered_model_name: str | None = None, uri: str | None = None) -> LoggedModelRef | None:
+    """Of (run_id, validation Dice, checkpoint) candidates (a comparison arm's seeds, a
+    trial's), the best one's model, logged as `kind` unless it has one already (a resumed
+    comparison or study) or its checkpoint is not on this machine."""
+    found = [c for c in candidates if c[2] and Path(c[2]).is_file()]
+    if kind == "none" or not found:
+        return None
+    run_id, _, checkpoint = max(found, key=lambda c: c[1])
+    return logged_model(run_id, uri) or try_log_model(run_id, checkpoint, kind, registered_model_name, uri)
 
 
 def prepare(kind: str) -> None:

@@ -110,19 +110,14 @@ def log_best_model(base: ExperimentConfig, study: optuna.Study) -> None:
     if base.tracking.log_model == "none":
         return
     from hybridunet.tracking import trial_runs
-    from hybridunet.tracking.models import logged_model, try_log_model
+    from hybridunet.tracking.models import log_best_run_model
     from hybridunet.tracking.store import tracking_uri
 
     best = best_trial(study)
     number = best.user_attrs.get("duplicate_of", best.number)  # a repeated combination was not trained again
-    uri = tracking_uri(base.tracking)
-    runs = [r for r in trial_runs(base.tracking, study.study_name, number)
-            if r["best_val_dice"] is not None and Path(r["checkpoint"]).is_file()]
-    if runs:
-        run = max(runs, key=lambda r: r["best_val_dice"])
-        if logged_model(run["run_id"], uri) is None:
-            try_log_model(run["run_id"], run["checkpoint"], base.tracking.log_model, base.tracking.registered_model,
-                          uri)
+    seeds = [(r["run_id"], r["best_val_dice"], r["checkpoint"])
+             for r in trial_runs(base.tracking, study.study_name, number) if r["best_val_dice"] is not None]
+    log_best_run_model(seeds, base.tracking.log_model, base.tracking.registered_model, tracking_uri(base.tracking))
 
 
 def log_study_curves(parent: Any, base: ExperimentConfig, study: optuna.Study) -> None:
