@@ -214,8 +214,9 @@ def prepare(kind: str) -> None:
     """Pay ahead, on the logging worker while training runs (it takes only a core training
     leaves idle), what the first model of a process costs: importing onnx (its ml_dtypes
     extension alone takes 0.7 s on an AMD EPYC) and onnxruntime, and MLflow's scan of the
-    installed packages that checks a model's requirements (0.9 s). BENCHMARKS.md: a demo
-    run's model then costs 1.1-2.7 s of wall time, not 2.2-3.6 s."""
+    installed packages that checks a model's requirements (0.9 s). The run's end then waits
+    0.6-0.8 s for its model, not 2.2-2.4 s; on two busy cores the work mostly moves into
+    training (BENCHMARKS.md), where cores are idle it is hidden."""
     if kind == "onnx":
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
