@@ -3,8 +3,9 @@
 loads without unpickling), or the pytorch flavour from a checkpoint.
 
 A logged model is linked to what describes it: MLflow links the metrics of the epoch the
-checkpoint is from (`step`), and `link_metrics` adds the run's final validation scores
-(with the validation dataset) and its cost."""
+checkpoint is from (`step`); the run's final validation scores (with the validation
+dataset) and its cost are logged linked to it by the training callback at the run's end,
+or by `link_metrics` for a model logged after its run ended (a comparison's, a study's)."""
 
 from __future__ import annotations
 
