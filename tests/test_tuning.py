@@ -186,6 +186,17 @@ def test_an_unreachable_storage_fails_at_once_naming_host_and_port(tiny_yaml, tm
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize("name", ["o'brien", "../../elsewhere", "a/b", "", ".hidden", 'say "x"'])
+def test_a_study_name_that_cannot_be_a_folder_or_an_mlflow_tag_value_fails_naming_it(tiny_yaml, tmp_path, capsys,
+                                                                                  monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--config", str(tiny_yaml), "--search", str(write_space(tmp_path)), "--trials", "1",
+                 "--storage", f"sqlite:///{tmp_path / 'optuna.db'}", "--study", name]) == 2
+    err = capsys.readouterr().err
+    assert f"--study {name!r}: expected up to 128 letters, digits" in err
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "optuna.db").exists()
+
+
 @pytest.mark.parametrize(
     "params,message",
     [

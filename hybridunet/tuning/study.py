@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import statistics
 import sys
 import warnings
@@ -20,9 +21,20 @@ from hybridunet.tuning.objective import FINISHED, OBJECTIVES, Objective, Surplus
 from hybridunet.tuning.space import SearchSpace, decode, set_key
 from hybridunet.tuning.storage import open_storage
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+=@-]{0,127}")
+
+
+def check_study_name(study_name: str) -> str:
+    """`study_name`, if it can name a folder under outputs/ and be matched by MLflow's run
+    search (which takes quotes and slashes literally); else a UsageError."""
+    if not STUDY_NAME.fullmatch(study_name):
+        raise UsageError(f"--study {study_name!r}: expected up to 128 letters, digits, spaces and . _ + = @ -, "
+                         "starting with a letter or digit (the name is a folder under outputs/ and an MLflow tag)")
+    return study_name
+
 
 def study_dir(study_name: str) -> Path:
-    return Path("outputs") / f"tune-{study_name}"
+    return Path("outputs") / f"tune-{check_study_name(study_name)}"
 
 
 def tune(
@@ -51,6 +63,7 @@ def tune(
     (the front's best val_dice). Every study with `MIN_TRIALS_FOR_IMPORTANCE` complete trials
     or more ends with parameter importances per objective (fANOVA, `importances`).
     """
+    check_study_name(study_name)
     if seeds_per_trial < 1:
         raise UsageError(f"--seeds-per-trial {seeds_per_trial}: expected 1 or more")
     unknown = [o for o in objectives if o not in OBJECTIVES]
