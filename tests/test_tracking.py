@@ -239,6 +239,13 @@ def test_a_default_tracked_training_logs_an_onnx_model_with_linked_metrics_and_i
     assert linked["val_dice"].step == best_epoch and linked["val_dice"].value == pytest.approx(result["dice"])
     assert len(client.get_metric_history(run.info.run_id, "best_val_dice")) == 1  # linked, not logged twice
 
+    from hybridunet.tracking.models import CHECKPOINT_TAG, checkpoint_digest
+
+    assert model.tags[CHECKPOINT_TAG] == checkpoint_digest(result["checkpoint"])
+    again = fit(config, callbacks=[MLflowCallback(config.tracking)], resume=True)  # a finished run resumed
+    assert (again["run_id"], again["model_id"]) == (run.info.run_id, model.model_id)  # its model, not a second one
+    assert [o.model_id for o in client.get_run(run.info.run_id).outputs.model_outputs] == [model.model_id]
+
 
 def test_a_dataset_two_workers_add_at_once_is_logged_by_the_next_attempt(tiny_config, tiny_data, tmp_path,
                                                                         mlflow_store, monkeypatch):

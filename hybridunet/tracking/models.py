@@ -9,6 +9,7 @@ or by `link_metrics` for a model logged after its run ended (a comparison's, a s
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -23,6 +24,7 @@ SERIALIZATIONS = ("pt2", "pickle")
 FINAL_PREFIXES = ("best_val_", "cost/", "test_")  # the run's final metrics, linked to its model
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 EXAMPLE_SIDE = 64  # the input example's side: the ONNX model takes any size, and the example is stored as JSON
+CHECKPOINT_TAG = "hybridunet.checkpoint_sha256"  # on a LoggedModel: the checkpoint it was made from
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,16 @@ class LoggedModelRef:
     model_id: str
 
 
-def _new_model(run_id: str, uri: str | None) -> str:
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """The sha256 of a checkpoint file: which checkpoint a LoggedModel holds (`CHECKPOINT_TAG`)."""
+    digest = hashlib.sha256()
+    with open(checkpoint, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _new_model(run_id: str, uri: str | None, tags: dict[str, str] | None = None) -> str:
     """A PENDING LoggedModel of run `run_id`, in the run's experiment (MLflow would put one
     logged outside an active run in its current experiment), named by the run's label, with
     the run's params; the flavour's log_model fills and finalises it."""
@@ -41,7 +52,7 @@ def _new_model(run_id: str, uri: str | None) -> str:
         mlflow.set_tracking_uri(uri)
     run = mlflow.MlflowClient(uri).get_run(run_id)
     name = run.data.tags.get("label") or "model"  # the Models tab lists models by name: unet, hybrid_unet_resdec, ...
-    return mlflow.initialize_logged_model(name=name, source_run_id=run_id, params=run.data.params,
+    return mlflow.initialize_logged_model(name=name, source_run_id=run_id, params=run.data.params, tags=tags,
                                           experiment_id=run.info.experiment_id).model_id
 
 
@@ -59,7 +70,7 @@ def _example_and_signature(size: int, num_classes: int, fixed: bool):
 
 def log_pytorch_model(run_id: str, checkpoint: str | Path, serialization: str = "pt2",
                       registered_model_name: str | None = None, uri: str | None = None,
-                      step: int = 0) -> LoggedModelRef:
+                      step: int = 0, tags: dict[str, str] | None = None) -> LoggedModelRef:
     """Log the checkpoint's fp32 eval model to run `run_id` (pytorch flavour, with an input
     example and signature).
 
@@ -83,12 +94,12 @@ def log_pytorch_model(run_id: str, checkpoint: str | Path, serialization: str = 
     info = mlflow.pytorch.log_model(model.float().eval(), name="model", input_example=example, signature=signature,
                                     serialization_format=serialization, pip_requirements=requirements,
                                     registered_model_name=registered_model_name, run_id=run_id, step=step,
-                                    model_id=_new_model(run_id, uri))
+                                    model_id=_new_model(run_id, uri, tags))
     return LoggedModelRef(info.model_uri, info.model_id)
 
 
 def log_onnx_model(run_id: str, onnx_path: str | Path, registered_model_name: str | None = None,
-                   uri: str | None = None, step: int = 0) -> LoggedModelRef:
+                   uri: str | None = None, step: int = 0, tags: dict[str, str] | None = None) -> LoggedModelRef:
     """Log an exported .onnx file and its sidecar to run `run_id` (ONNX flavour; any batch and size)."""
     import json
     import logging
@@ -101,7 +112,7 @@ def log_onnx_model(run_id: str, onnx_path: str | Path, registered_model_name: st
     sidecar = json.loads(sidecar_path(onnx_path).read_text())
     example, signature = _example_and_signature(min(EXAMPLE_SIDE, sidecar["input_size"][0]), sidecar["num_classes"],
                                                 fixed=False)
-    model_id = _new_model(run_id, uri)
+    model_id = _new_model(run_id, uri, tags)
     quiet = _Without("are unavailable in this onnxruntime build")  # its check of the example runs on this CPU
     logging.getLogger("mlflow.onnx").addFilter(quiet)
     bar = os.environ.get(PROGRESS_BAR)
@@ -137,14 +148,15 @@ def log_checkpoint_model(run_id: str, checkpoint: str | Path, kind: str, registe
     if kind not in KINDS:
         raise ValueError(f"tracking.log_model {kind!r}: expected one of none, {', '.join(KINDS)}")
     step = int(read_meta(checkpoint).get("epoch") or 0)
+    tags = {CHECKPOINT_TAG: checkpoint_digest(checkpoint)}
     if kind == "onnx":
         from hybridunet.export import export_onnx
 
         with tempfile.TemporaryDirectory() as folder:
             path = export_onnx(checkpoint, Path(folder) / "model.onnx")
-            ref = log_onnx_model(run_id, path, registered_model_name, uri, step)
+            ref = log_onnx_model(run_id, path, registered_model_name, uri, step, tags)
     else:
-        ref = log_pytorch_model(run_id, checkpoint, kind, registered_model_name, uri, step)
+        ref = log_pytorch_model(run_id, checkpoint, kind, registered_model_name, uri, step, tags)
     link_metrics(run_id, ref.model_id, uri)
     return ref
 
@@ -190,13 +202,18 @@ def try_log_model(run_id: str, checkpoint: str | Path, kind: str, registered_mod
         return None
 
 
-def logged_model(run_id: str, uri: str | None = None) -> LoggedModelRef | None:
-    """The model run `run_id` logged last, if any (a resumed comparison or study logs none again)."""
+def logged_model(run_id: str, uri: str | None = None, checkpoint: str | Path | None = None) -> LoggedModelRef | None:
+    """The model run `run_id` logged last, if any, or with `checkpoint` the last one made from
+    that checkpoint file: a resumed run, comparison or study logs no model twice."""
     from mlflow.tracking import MlflowClient
 
-    outputs = MlflowClient(uri).get_run(run_id).outputs
-    found = outputs.model_outputs if outputs is not None else []
-    return LoggedModelRef(f"models:/{found[-1].model_id}", found[-1].model_id) if found else None
+    client = MlflowClient(uri)
+    outputs = client.get_run(run_id).outputs
+    found = [m.model_id for m in (outputs.model_outputs if outputs is not None else [])]
+    if checkpoint is not None:
+        digest = checkpoint_digest(checkpoint)
+        found = [m for m in found if client.get_logged_model(m).tags.get(CHECKPOINT_TAG) == digest]
+    return LoggedModelRef(f"models:/{found[-1]}", found[-1]) if found else None
 
 
 def log_best_run_model(candidates: Iterable[tuple[str, float, str | Path]], kind: str,
@@ -208,17 +225,20 @@ def log_best_run_model(candidates: Iterable[tuple[str, float, str | Path]], kind
     if kind == "none" or not found:
         return None
     run_id, _, checkpoint = max(found, key=lambda c: c[1])
-    return logged_model(run_id, uri) or try_log_model(run_id, checkpoint, kind, registered_model_name, uri)
+    return logged_model(run_id, uri, checkpoint) or try_log_model(run_id, checkpoint, kind, registered_model_name, uri)
 
 
 def prepare(kind: str) -> None:
     """Pay ahead, on the logging worker while training runs (it takes only a core training
-    leaves idle), what the first model of a process costs: importing onnx (its ml_dtypes
-    extension alone takes 0.7 s on an AMD EPYC) and onnxruntime, and MLflow's scan of the
-    installed packages that checks a model's requirements (0.9 s). The run's end then waits
-    0.6-0.8 s for its model, not 2.2-2.4 s; on two busy cores the work mostly moves into
-    training (BENCHMARKS.md), where cores are idle it is hidden."""
+    leaves idle), what the first model of a process costs: importing MLflow's flavour, onnx
+    and onnxruntime (0.14 s; 0.8 s with ml_dtypes 0.7.0, see constraints.txt), and MLflow's
+    scan of the installed packages that checks a model's requirements (0.7 s on an AMD EPYC).
+    On two busy cores this mostly moves the work into training (BENCHMARKS.md); where cores
+    are idle it is hidden."""
+    import mlflow.pyfunc  # noqa: F401  (log_model loads the model back to check its input example)
+
     if kind == "onnx":
+        import mlflow.onnx  # noqa: F401
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     try:  # MLflow's own cache, filled once per process; not public, so only where it is found
