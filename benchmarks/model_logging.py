@@ -5,18 +5,23 @@
 
 Each arm trains the demo's recipe (seed 0, tracked, on the demo's synthetic data) in a
 fresh process, as `hybridunet train` does, and the time inside the model step (export,
-`log_model`, linking the metrics) is taken apart from the run's wall time: that step pays
-once-per-process costs (importing onnx, MLflow's scan of the installed packages for the
-model's requirements). The same process then logs the checkpoint again: what a
-comparison's or study's later model costs. Also the models' size on disk, at the demo's
-and the full presets' widths (untrained, exported the same way). Prints a table, then a
-JSON line.
+`log_model`, linking the metrics) is taken apart from the run's wall time, and so is the
+CPU time the logging worker spends ahead, during training, on the model's once-a-process
+costs (importing onnx, MLflow's scan of the installed packages; `models.prepare`). The same
+process then logs the checkpoint again: what a comparison's or study's later model costs.
+Each round runs an arm without and with the model back to back (alternating which goes
+first), and the differences are taken within a round, so that a machine that slows down
+over minutes (shared cores) shifts both runs of a pair alike; the process's CPU time (user +
+system) is reported beside its wall time. Also the models' size on disk, at the demo's and
+the full presets' widths (untrained, exported the same way). Prints a table, then a JSON
+line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +32,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time, its finished children's (data-loader workers) included."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def paired(runs: list[dict], arm: str, kind: str, key: str) -> list[float]:
+    """Per round, (with the model - without) / without for `key`: a round's two runs ran back to back."""
+    mine = [r for r in runs if r["arm"] == arm]
+    pairs = zip([r for r in mine if r["kind"] == "none"], [r for r in mine if r["kind"] == kind])
+    return [(b[key] - a[key]) / a[key] for a, b in pairs]
+
+
 def child(arm: str, kind: str, folder: Path, data: Path, shrink: list[str], store: str | None) -> dict:
     """One arm's tracked demo run in this process; the model step timed."""
     from hybridunet.config import apply_overrides, parse_config
@@ -34,8 +52,15 @@ def child(arm: str, kind: str, folder: Path, data: Path, shrink: list[str], stor
     from hybridunet.engine import fit
     from hybridunet.tracking import MLflowCallback, models
 
-    spent: dict[str, float] = {"model_s": 0.0}
-    log = models.try_log_model
+    spent: dict[str, float] = {"model_s": 0.0, "ahead_cpu_s": 0.0}
+    log, prepare = models.try_log_model, models.prepare
+
+    def timed_prepare(*args, **kwargs):  # on the logging worker's thread: its own CPU time
+        start = time.thread_time()
+        try:
+            return prepare(*args, **kwargs)
+        finally:
+            spent["ahead_cpu_s"] += time.thread_time() - start
 
     def timed_log(*args, **kwargs):
         start = time.perf_counter()
@@ -44,18 +69,18 @@ def child(arm: str, kind: str, folder: Path, data: Path, shrink: list[str], stor
         finally:
             spent["model_s"] += time.perf_counter() - start
 
-    models.try_log_model = timed_log
+    models.try_log_model, models.prepare = timed_log, timed_prepare
     tree = {**RECIPE, "model": {**RECIPE["model"], "name": arm}, "seed": 0,
             "data": {**RECIPE["data"], "root": str(data)}, "train": {**RECIPE["train"], "out_dir": str(folder / arm)},
             "tracking": {**RECIPE["tracking"], "uri": store or f"sqlite:///{folder / 'mlflow.db'}",
                          "log_model": kind}}
     config = parse_config(apply_overrides(tree, shrink), "the demo recipe")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     try:
         result = fit(config, callbacks=[MLflowCallback(config.tracking)])
     finally:
-        models.try_log_model = log
-    row = {"arm": arm, "kind": kind, "run_s": time.perf_counter() - start, **spent}
+        models.try_log_model, models.prepare = log, prepare
+    row = {"arm": arm, "kind": kind, "run_s": time.perf_counter() - start, "cpu_s": cpu_seconds() - cpu, **spent}
     if kind == "none":
         return row
     if "model_uri" not in result:
@@ -134,26 +159,29 @@ def main(argv: list[str] | None = None) -> None:
                     runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         full = {arm: full_width_mb(arm, Path(tmp)) for arm in args.arms} if args.kind == "onnx" and args.full else {}
     print(f"tracking.log_model={args.kind} against none: the demo recipe, seed 0, a fresh process a run, "
-          f"{args.rounds} rounds (medians)")
-    print(f"{'arm':<20} {'none s':>7} {args.kind + ' s':>7} {'diff':>6} {'model s':>8} {'share':>6} "
-          f"{'again s':>8} {'share':>6} {'demo MB':>8} {'full MB':>8}")
+          f"{args.rounds} rounds (medians; diffs paired within a round)")
+    print(f"{'arm':<20} {'none s':>7} {args.kind + ' s':>7} {'wall diff':>9} {'range':>15} {'cpu diff':>8} "
+          f"{'ahead s':>8} {'model s':>8} {'again s':>8} {'demo MB':>8} {'full MB':>8}")
     rows = []
     for arm in args.arms:
         def median(kind: str, key: str, arm: str = arm) -> float:
             return statistics.median(r[key] for r in runs if r["arm"] == arm and r["kind"] == kind)
 
+        wall, cpu = paired(runs, arm, args.kind, "run_s"), paired(runs, arm, args.kind, "cpu_s")
         row = {"arm": arm, "none_s": median("none", "run_s"), "model_run_s": median(args.kind, "run_s"),
-               "model_s": median(args.kind, "model_s"),
+               "wall_diff": statistics.median(wall), "wall_diffs": wall, "cpu_diff": statistics.median(cpu),
+               "ahead_cpu_s": median(args.kind, "ahead_cpu_s"), "model_s": median(args.kind, "model_s"),
                "again_s": median(args.kind, "again_s"), "model_mb": median(args.kind, "model_mb"),
                "full_mb": full.get(arm)}
         rows.append(row)
-        diff = (row["model_run_s"] - row["none_s"]) / row["none_s"]
-        print(f"{arm:<20} {row['none_s']:7.1f} {row['model_run_s']:7.1f} {diff:+6.1%} {row['model_s']:8.2f} "
-              f"{row['model_s'] / row['none_s']:6.1%} {row['again_s']:8.2f} {row['again_s'] / row['none_s']:6.1%} "
+        spread = f"{min(wall):+.1%}..{max(wall):+.1%}"
+        print(f"{arm:<20} {row['none_s']:7.1f} {row['model_run_s']:7.1f} {row['wall_diff']:+9.1%} {spread:>15} "
+              f"{row['cpu_diff']:+8.1%} {row['ahead_cpu_s']:8.2f} {row['model_s']:8.2f} {row['again_s']:8.2f} "
               f"{row['model_mb']:8.1f} " + (f"{row['full_mb']:8.1f}" if row["full_mb"] else f"{'-':>8}"))
-    print("diff: the run's wall time with the model against without (noisy: a few % between runs); model s: the "
-          "model step at the run's end, share: of the run without it; again s: a second model in the same process "
-          "(what a comparison's or a study's later model costs)")
+    print("wall diff: the run's wall time with the model against without, the median of the rounds' pairs (range: "
+          "all pairs); cpu diff: the same for the process's CPU time; ahead s: CPU the logging worker spent on the "
+          "model's once-a-process costs during training; model s: the model step at the run's end; again s: a "
+          "second model in the same process (what a comparison's or a study's later model costs)")
     print(json.dumps({"rows": rows, "runs": runs}))
 
 

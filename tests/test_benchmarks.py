@@ -221,6 +221,10 @@ def test_model_logging_times_a_run_with_and_without_its_model_in_fresh_processes
                                    "--store", mlflow_store, "--no-full", capsys=capsys)
     (row,) = figures["rows"]
     assert row["arm"] == "unet" and row["none_s"] > 0 and row["model_run_s"] > row["model_s"] > 0 and row["again_s"] > 0
+    assert row["ahead_cpu_s"] > 0 and len(row["wall_diffs"]) == 1 and row["wall_diff"] == row["wall_diffs"][0]
+    none, onnx = sorted(figures["runs"], key=lambda r: r["kind"] != "none")
+    assert row["wall_diff"] == pytest.approx((onnx["run_s"] - none["run_s"]) / none["run_s"])
+    assert row["cpu_diff"] == pytest.approx((onnx["cpu_s"] - none["cpu_s"]) / none["cpu_s"])
     assert 0 < row["model_mb"] < 1 and row["full_mb"] is None  # widths 4, 8: a few kB
     assert {r["kind"] for r in figures["runs"]} == {"none", "onnx"}
     assert lines[1].split()[:3] == ["arm", "none", "s"] and lines[2].startswith("unet")
