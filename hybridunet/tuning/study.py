@@ -25,8 +25,8 @@ STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+=@-]{0,127}")
 
 
 def check_study_name(study_name: str) -> str:
-    """`study_name`, if it can name a folder under outputs/ and be matched by MLflow's run
-    search (which takes quotes and slashes literally); else a UsageError."""
+    """`study_name`, if it can name one folder under outputs/ (no slash, no leading dot) and
+    be matched by MLflow's run search (no quotes: it does not unescape them); else a UsageError."""
     if not STUDY_NAME.fullmatch(study_name):
         raise UsageError(f"--study {study_name!r}: expected up to 128 letters, digits, spaces and . _ + = @ -, "
                          "starting with a letter or digit (the name is a folder under outputs/ and an MLflow tag)")
