@@ -201,11 +201,10 @@ class MLflowCallback(Callback):
             self._log.close()
         model = None
         if self.config.log_model != "none":  # after the epochs' metrics landed: the model links its epoch's
-            from hybridunet.tracking.models import logged_model, try_log_model
+            from hybridunet.tracking.models import ensure_model
 
-            uri = tracking_uri(self.config)
-            model = ((logged_model(self.run_id, uri, best) if run.resumed else None)  # a finished run resumed
-                     or try_log_model(self.run_id, best, self.config.log_model, self.config.registered_model, uri))
+            model = ensure_model(self.run_id, best, self.config.log_model, self.config.registered_model,
+                                 tracking_uri(self.config))
             if model is not None:
                 result.update(model_uri=model.model_uri, model_id=model.model_id)
         self._log_final(result, model.model_id if model is not None else None)

@@ -139,16 +139,16 @@ class _Without:
 
 
 def log_checkpoint_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
-                         uri: str | None = None) -> LoggedModelRef:
+                         uri: str | None = None, digest: str | None = None) -> LoggedModelRef:
     """Log `checkpoint`'s model to run `run_id` as `kind` (see KINDS) at the step of the
     checkpoint's epoch, the run's params as the LoggedModel's (as MLflow does), and link the run's
-    final metrics to it (`link_metrics`)."""
+    final metrics to it (`link_metrics`). `digest`: the checkpoint's, where the caller has it."""
     from hybridunet.checkpoint import read_meta
 
     if kind not in KINDS:
         raise ValueError(f"tracking.log_model {kind!r}: expected one of none, {', '.join(KINDS)}")
     step = int(read_meta(checkpoint).get("epoch") or 0)
-    tags = {CHECKPOINT_TAG: checkpoint_digest(checkpoint)}
+    tags = {CHECKPOINT_TAG: digest or checkpoint_digest(checkpoint)}
     if kind == "onnx":
         from hybridunet.export import export_onnx
 
@@ -187,11 +187,11 @@ def link_metrics(run_id: str, model_id: str, uri: str | None = None) -> None:
 
 
 def try_log_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
-                  uri: str | None = None) -> LoggedModelRef | None:
+                  uri: str | None = None, digest: str | None = None) -> LoggedModelRef | None:
     """`log_checkpoint_model`, but a model that fails to export or log is reported (stderr and
     the run's tag ``log_model.error``) rather than failing a run whose training is done."""
     try:
-        return log_checkpoint_model(run_id, checkpoint, kind, registered_model_name, uri)
+        return log_checkpoint_model(run_id, checkpoint, kind, registered_model_name, uri, digest)
     except Exception as error:  # noqa: BLE001  (the checkpoint is logged either way)
         from mlflow.tracking import MlflowClient
 
@@ -202,18 +202,26 @@ def try_log_model(run_id: str, checkpoint: str | Path, kind: str, registered_mod
         return None
 
 
-def logged_model(run_id: str, uri: str | None = None, checkpoint: str | Path | None = None) -> LoggedModelRef | None:
-    """The model run `run_id` logged last, if any, or with `checkpoint` the last one made from
-    that checkpoint file: a resumed run, comparison or study logs no model twice."""
+def logged_model(run_id: str, uri: str | None = None, digest: str | None = None) -> LoggedModelRef | None:
+    """The model run `run_id` logged last, if any; with `digest`, the last one made from the
+    checkpoint of that sha256 (`CHECKPOINT_TAG`)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     outputs = client.get_run(run_id).outputs
     found = [m.model_id for m in (outputs.model_outputs if outputs is not None else [])]
-    if checkpoint is not None:
-        digest = checkpoint_digest(checkpoint)
+    if digest is not None:
         found = [m for m in found if client.get_logged_model(m).tags.get(CHECKPOINT_TAG) == digest]
     return LoggedModelRef(f"models:/{found[-1]}", found[-1]) if found else None
+
+
+def ensure_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
+                 uri: str | None = None) -> LoggedModelRef | None:
+    """The model of `checkpoint` that run `run_id` logged already (a finished run resumed, a
+    resumed comparison or study), else `try_log_model`'s: no checkpoint's model is logged twice."""
+    digest = checkpoint_digest(checkpoint)
+    return logged_model(run_id, uri, digest) or try_log_model(run_id, checkpoint, kind, registered_model_name, uri,
+                                                              digest)
 
 
 def log_best_run_model(candidates: Iterable[tuple[str, float, str | Path]], kind: str,
@@ -225,7 +233,7 @@ def log_best_run_model(candidates: Iterable[tuple[str, float, str | Path]], kind
     if kind == "none" or not found:
         return None
     run_id, _, checkpoint = max(found, key=lambda c: c[1])
-    return logged_model(run_id, uri, checkpoint) or try_log_model(run_id, checkpoint, kind, registered_model_name, uri)
+    return ensure_model(run_id, checkpoint, kind, registered_model_name, uri)
 
 
 def prepare(kind: str) -> None:
