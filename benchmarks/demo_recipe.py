@@ -21,11 +21,11 @@ import os
 import numpy as np
 from common import print_json
 
-from hybridunet.compare import mean_std, paired, run_comparison
+from hybridunet.cli.args import parse_seeds
+from hybridunet.comparison import describe, mean_std, paired, run_comparison
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import ensure_synthetic
 from hybridunet.demo import ARMS, DATA, RECIPE, SYNTHETIC
-from hybridunet.results import parse_seeds
 from hybridunet.sequential import decide
 
 # name -> the keys changed from the demo's recipe ("section.key": value)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         configs = [(f"{arm}@{cand}", parse_config(candidate_tree(CANDIDATES[cand], arm), f"candidate {cand}"))
                    for arm in ARMS]
         base, hybrid = run_comparison(configs, seeds, tracking=False, journal=args.journal,
-                                      progress=lambda line: print(line, flush=True))
+                                      on_event=lambda event: print(describe(event), flush=True))
         d = paired(base, hybrid, "dice")
         pair_s = float(np.mean(base.seconds) + np.mean(hybrid.seconds))
         affordable = int(args.budget * 60 // pair_s)

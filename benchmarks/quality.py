@@ -56,12 +56,14 @@ from pathlib import Path
 import numpy as np
 from common import print_json
 
-from hybridunet.compare import Decision, Rule, check_journal_rule, holm, look_at, mean_std, paired, run_comparison, table
+from hybridunet.cli.args import parse_seeds
+from hybridunet.comparison import Looked, Rule, RunDone, describe, holm, interval, line, mean_std, paired, run, table
+from hybridunet.comparison.stats import deciding_metric
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic, generator_record, read_record, splits_of, write_record
 from hybridunet.errors import UserError
 from hybridunet.models.presets import parse_label, preset_of
-from hybridunet.results import Arm, group, legacy_label, parse_seeds, read_journal
+from hybridunet.results import Arm, Journal, group, legacy_label
 
 UNET_PARTS, BEST_PARTS = preset_of("unet").parts, preset_of("hybrid_unet_resdec").parts
 ALONE = [f"unet+{part}={value}" for part, value in BEST_PARTS.items() if UNET_PARTS[part] != value]
@@ -77,7 +79,7 @@ def study_scale_verdicts(path: Path) -> list[tuple[str, str, str]]:
     """(better, worse, how) for each pair the study scale separates: every shared seed (at least
     2; 3 for pairs with smp_unet, whose rerun has fewer) differs in the same sign. Judged on the
     test split where the reference has one, else on val."""
-    arms = group(read_journal(path).values())
+    arms = group(Journal(path).records().values())
     runs = {a.label: a.values("test_dice") or a.values("dice") for a in arms}
     verdicts = []
     labels = list(runs)
@@ -178,7 +180,7 @@ def agreement(by_label: dict[str, Arm], metric: str, generator: str) -> list[str
             if not d.diffs:
                 continue
             verdict = "agrees" if d.mean > 0 else "disagrees"
-            lines.append(f"{better} - {worse}: study scale {reference}; protocol {d.stats(detectable=False)}: {verdict}")
+            lines.append(f"{better} - {worse}: study scale {reference}; protocol {interval(d.outcome())}: {verdict}")
     return lines
 
 
@@ -190,24 +192,18 @@ def ablation_table(by_label: dict[str, Arm], metric: str) -> list[str]:
              if a in by_label and "hybrid_unet_resdec" in by_label]
     diffs = [paired(base, arm, metric) for base, arm in rows]
     adjusted = holm([d.p_value for d in diffs])
-    lines = [f"{'comparison':<58} {'diff':>8} {'95% CI':>19} {'d_z':>6} {'p':>7} {'Holm p':>7}"]
-    for d, p_holm in zip(diffs, adjusted):
-        low, high = d.ci95
-        lines.append(f"{d.b + ' - ' + d.a:<58} {d.mean:>+8.4f} {low:>+9.4f}..{high:<+9.4f} "
-                     f"{d.effect_size:>6.2f} {d.p_value:>7.3f} {p_holm:>7.3f}")
-    return lines
+    return [f"{line(d.outcome(), detectable=False)}; d_z {d.effect_size:.2f}, Holm p = {p_holm:.3f}"
+            for d, p_holm in zip(diffs, adjusted)]
 
 
 def journalled(args: argparse.Namespace, configs: list, seeds: list[int], tracking: bool,
-               quiet_reads: bool = False) -> list[Arm]:
-    """run_comparison as the protocol calls it: the journal, the test split, a line per run
-    (with `quiet_reads`, none for the runs read back from the journal)."""
-    def say(line: str) -> None:
-        if not (quiet_reads and f"(from {args.journal})" in line):
-            print(line, flush=True)
-
-    return run_comparison(configs, seeds, tracking=tracking, journal=args.journal,
-                          test_split="test" if args.test else None, progress=say)
+               argv: list[str] | None = None) -> list[Arm]:
+    """The runner as the protocol calls it over fixed seeds: the journal, the test split, a
+    line per run; with `argv` and --jobs, the runs train in that many processes first."""
+    hook = (lambda todo: run_in_processes(todo, args, argv)) if argv is not None and args.jobs > 1 else None
+    return run(configs, seeds, tracking=tracking, journal=args.journal, test_split="test" if args.test else None,
+               seeds_per_round=len(seeds) if hook else 1, train_round=hook,
+               on_event=lambda event: print(describe(event), flush=True)).arms
 
 
 def rule_pairs(args: argparse.Namespace, labels: list[str]) -> list[tuple[str, str]]:
@@ -225,35 +221,22 @@ def rule_pairs(args: argparse.Namespace, labels: list[str]) -> list[tuple[str, s
 
 
 def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict:
-    """Add seeds until every pair is decided or the cap: the protocol deciding (see the docstring)."""
-    metric = "test_dice" if args.test else "dice"
+    """Add seeds until every pair is decided or the cap: the protocol deciding (see the docstring).
+    The runner looks after every seed; with --jobs a round of that many seeds trains in processes."""
+    metric = deciding_metric(args.test > 0)
     rule = Rule(args.max_seeds, args.min_seeds, args.margin, metric=metric)
-    check_journal_rule(args.journal, rule)
-    by_label = dict(configs)
-    pairs = rule_pairs(args, list(by_label))
-    level = rule.level / len(pairs)
+    pairs = rule_pairs(args, [label for label, _ in configs])
     threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
-    decisions: dict[tuple[str, str], Decision] = {}
-    arms: dict[str, Arm] = {}
-    seen = 0
-    while seen < rule.max_seeds:
-        open_pairs = [p for p in pairs if not (p in decisions and decisions[p].decided)]
-        if not open_pairs:
-            break
-        needed = [(label, by_label[label]) for label in by_label if any(label in p for p in open_pairs)]
-        batch = list(range(seen, min(rule.max_seeds, max(rule.min_seeds, seen + args.jobs))))
-        if args.jobs > 1:
-            run_in_processes(needed, batch, args, argv)
-        for arm in journalled(args, needed, list(range(batch[-1] + 1)), False, quiet_reads=True):
-            arms[arm.label] = arm
-        for seed in batch:
-            look_at([(arms[a], arms[b]) for a, b in open_pairs], rule, metric, level, seed + 1, decisions)
-            if seed + 1 >= rule.min_seeds:
-                print(f"look at {seed + 1} seeds:", flush=True)
-                for pair in open_pairs:
-                    print(f"  {decisions[pair].line()}", flush=True)
-            open_pairs = [p for p in open_pairs if p not in decisions or not decisions[p].decided]
-        seen = batch[-1] + 1
+
+    def tell(event) -> None:
+        if isinstance(event, Looked) or (isinstance(event, RunDone) and event.source == "trained"):
+            print(describe(event), flush=True)
+
+    result = run(configs, range(rule.max_seeds), rule=rule, pairs=pairs, seeds_per_round=args.jobs, only_open=True,
+                 train_round=(lambda todo: run_in_processes(todo, args, argv)) if args.jobs > 1 else None,
+                 tracking=False, journal=args.journal, test_split="test" if args.test else None, on_event=tell)
+    arms = {arm.label: arm for arm in result.arms if arm.records}
+    seen = max(len(arm.seeds) for arm in arms.values())
     verdicts = {(worse, better): "better" for better, worse, _ in study_scale_verdicts(REFERENCE["current"])}
     verdicts.update({(better, worse): "worse" for better, worse, _ in study_scale_verdicts(REFERENCE["current"])})
     total = sum(sum(arm.seconds) for arm in arms.values()) * threads / 60
@@ -261,18 +244,17 @@ def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict
           f"seeds {rule.min_seeds} to {rule.max_seeds}, margin {rule.margin:g}; CPU-minutes = run seconds x {threads} "
           f"thread(s), the pair's own runs to its last look):")
     out = []
-    for pair in pairs:
-        d = decisions[pair]
-        records = [r for label in pair for r in arms[label].records if r.seed in d.seeds]
-        cpu = sum(r.seconds for r in records) * threads / 60
-        study = verdicts.get(pair)
+    for o in result.outcomes:
+        records = [r for label in (o.a, o.b) for r in arms[label].records if r.seed in o.seeds]
+        cpu = sum(r.seconds or 0.0 for r in records) * threads / 60
+        study = verdicts.get((o.a, o.b))
         agrees = ("no study-scale verdict" if study is None else
-                  "agrees with the study scale" if d.look.decision == study else
-                  "undecided; the study scale: " + study if d.look.decision == "undecided" else
+                  "agrees with the study scale" if o.decision == study else
+                  "undecided; the study scale: " + study if o.decision == "undecided" else
                   "disagrees with the study scale")
-        print(f"{d.line()}; {cpu:.1f} CPU-min; {agrees}")
-        out.append({**d.as_dict(), "cpu_minutes": round(cpu, 3), "study_scale": study})
-    print(table([arms[label] for label in by_label if label in arms], list(decisions.values())))
+        print(f"{line(o)}; {cpu:.1f} CPU-min; {agrees}")
+        out.append({**o.as_dict(), "cpu_minutes": round(cpu, 3), "study_scale": study})
+    print(table(list(arms.values()), result.outcomes))
     print(f"{seen} seeds; {total:.1f} CPU-minutes of training in all")
     return {"pairs": out, "seeds": seen, "cpu_minutes": round(total, 3)}
 
@@ -293,7 +275,7 @@ def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], s
     d = paired(longer, other, metric)
     print(f"\nequal wall-clock ({metric.replace('_', ' ')}): {other.label} ({args.epochs} epochs, "
           f"{np.mean(other.seconds):.0f} s/run) - {base_spec} ({epochs} epochs, {np.mean(longer.seconds):.0f} s/run): "
-          f"{d.stats(detectable=False)}; at equal epochs {paired(base, other, metric).mean:+.4f}")
+          f"{interval(d.outcome())}; at equal epochs {paired(base, other, metric).mean:+.4f}")
     return {f"{other.label}-{label}_{metric}_diff": round(d.mean, 4),
             f"{label}_seconds": round(float(np.mean(longer.seconds)), 1)}
 
@@ -301,18 +283,16 @@ def equal_time(args: argparse.Namespace, data: Path, by_label: dict[str, Arm], s
 WORKER_RUNS = "HYBRIDUNET_QUALITY_RUNS"  # set for the processes of --jobs: the (label, seed) runs each trains
 
 
-def run_in_processes(configs: list, seeds: list[int], args: argparse.Namespace, argv: list[str]) -> None:
-    """Deal the runs not yet in the journal round-robin to --jobs processes of this script,
-    one thread each (on small images, more throughput than one process using every core);
-    they write the journal, which the table is then read from."""
-    finished = read_journal(args.journal)
-    todo = [(label, seed) for seed in seeds for label, config in configs
-            if (label, seed, config.result_hash()) not in finished]
+def run_in_processes(todo: list, args: argparse.Namespace, argv: list[str]) -> None:
+    """The runner's round hook for --jobs: deal the runs the journal lacks round-robin to
+    --jobs processes of this script, one thread each (on small images, more throughput than
+    one process using every core); they write the journal, which the runner reads back."""
+    runs = [(label, seed) for label, _, seed in todo]
     threads = str(max(1, (os.cpu_count() or 1) // args.jobs))
     workers = [subprocess.Popen([sys.executable, __file__, *argv, "--no-tracking"],
-                                env={**os.environ, WORKER_RUNS: json.dumps(todo[k::args.jobs]),
+                                env={**os.environ, WORKER_RUNS: json.dumps(runs[k::args.jobs]),
                                      "OMP_NUM_THREADS": threads})
-               for k in range(min(args.jobs, len(todo)))]
+               for k in range(min(args.jobs, len(runs)))]
     failed = [w.args for w in workers if w.wait() != 0]
     if failed:
         raise SystemExit(f"{len(failed)} of {len(workers)} --jobs processes failed (see above); "
@@ -398,9 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         return train_share(configs, json.loads(os.environ[WORKER_RUNS]), args)
     if args.max_seeds:
         return print_json(sequential(args, configs, argv if argv is not None else sys.argv[1:]))
-    if args.jobs > 1:
-        run_in_processes(configs, seeds, args, argv if argv is not None else sys.argv[1:])
-    results = journalled(args, configs, seeds, args.tracking)
+    results = journalled(args, configs, seeds, args.tracking, argv if argv is not None else sys.argv[1:])
 
     print(f"\nquality ({args.recipe} recipe): {args.train} train / {args.val} val / {args.test} test synthetic images "
           f"at {args.size}x{args.size} ({data}), {args.epochs} epochs, batch {args.batch}, widths {args.widths}, "
@@ -423,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
             d = paired(by_label[arm_label(spec, amps[0], amps)], by_label[arm_label(spec, amp, amps)], "dice")
             figures[f"{spec}:{amp}-{amps[0]}_dice_diff"] = round(d.mean, 4)
             figures[f"{spec}:{amp}-{amps[0]}_dice_ci95"] = [round(v, 4) for v in d.ci95]
-            print(f"{d.line(detectable=False)}; diffs {', '.join(f'{v:+.4f}' for v in d.diffs)}")
+            print(f"{line(d.outcome(), detectable=False)}; diffs {', '.join(f'{v:+.4f}' for v in d.diffs)}")
     metric = "test_dice" if args.test else "dice"
     if args.equal_time:
         figures.update(equal_time(args, data, by_label, seeds, metric))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from hybridunet.compare import Rule, run_comparison, run_sequential, summary, table
+from hybridunet.comparison import Event, Looked, Rule, describe, run_comparison, run_sequential, summary, table
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import ensure_synthetic
 
@@ -31,11 +33,12 @@ RECIPE = {
 }
 
 
-def run_demo(seeds: int | None = None, tracking: bool = True, max_seeds: int = 5, budget_minutes: float = 5) -> dict:
+def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seeds: int = 5,
+             budget_minutes: float = 5) -> dict[str, Any]:
     """Generate the synthetic data if missing, compare the two presets, print the table and
     the decision. Seeds 0, 1, 2, ... are added until the stopping rule decides, at most
     `max_seeds`, starting none that would pass `budget_minutes` of training; with `seeds`,
-    exactly seeds 0..seeds-1 (no decision)."""
+    exactly those seeds (no decision)."""
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
     ensure_synthetic(DATA, **SYNTHETIC, workers=os.cpu_count() or 1)
@@ -44,17 +47,17 @@ def run_demo(seeds: int | None = None, tracking: bool = True, max_seeds: int = 5
         tree = {**RECIPE, "model": {**RECIPE["model"], "name": name}}
         configs.append((name, parse_config(tree, "the demo recipe")))
     start = time.perf_counter()
-    decisions = []
+    outcomes = []
     if seeds is not None:
-        print(f"training {' and '.join(ARMS)} with seeds 0..{seeds - 1} ...", flush=True)
-        arms = run_comparison(configs, list(range(seeds)), tracking=tracking, progress=_say)
+        print(f"training {' and '.join(ARMS)} with seeds {', '.join(map(str, seeds))} ...", flush=True)
+        arms = run_comparison(configs, seeds, tracking=tracking, on_event=_tell)
     else:
         print(f"training {' and '.join(ARMS)} with seeds 0, 1, 2, ... until the stopping rule decides (at most "
               f"{max_seeds} seeds, {budget_minutes:g} minutes of training) ...", flush=True)
         rule = Rule(max_seeds=max_seeds, metric="dice", budget_minutes=budget_minutes)
-        arms, decisions = run_sequential(configs, rule, tracking=tracking, progress=_say)
+        arms, outcomes = run_sequential(configs, rule, tracking=tracking, on_event=_tell)
     print()
-    print(table(arms, decisions))
+    print(table(arms, outcomes))
     print(f"\n{len(arms[0].seeds)} seeds in {(time.perf_counter() - start) / 60:.1f} minutes")
     if tracking:
         from hybridunet.tracking import ui_links
@@ -66,7 +69,7 @@ def run_demo(seeds: int | None = None, tracking: bool = True, max_seeds: int = 5
               f"  {page}\n    (this comparison's own page; its seeds are nested runs under it)\n"
               f"To compare them again:  hybridunet compare --experiment {experiment}")
         _say_models(arms)
-    return summary(arms, decisions)
+    return summary(arms, outcomes)
 
 
 def _say_models(arms) -> None:
@@ -84,5 +87,6 @@ def _say_models(arms) -> None:
                 print(f"  mlflow.pyfunc.load_model('{model.model_uri}').predict(x)['logits']   # {label}")
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
+def _tell(event: Event) -> None:
+    if not isinstance(event, Looked):  # the rule's outcome is printed once, in the table
+        print(describe(event), flush=True)

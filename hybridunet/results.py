@@ -1,7 +1,7 @@
 """One record per finished training run, the arms that group them, and the journal they persist in.
 
-Training (through `compare`), the journal, the MLflow read-back (`tracking.runs`), the
-comparison statistics, the protocol benchmark and the demo all read and write `RunRecord`:
+Training (through `hybridunet.comparison`), the journal, the MLflow read-back (`tracking.runs`),
+the comparison statistics, the protocol benchmark and the demo all read and write `RunRecord`:
 one frozen type, as timm's `PretrainedCfg` is for pretrained weights. An `Arm` holds its
 records; values are looked up by seed, never by position.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,57 +157,86 @@ def group(records: Iterable[RunRecord], labels: Sequence[str] | None = None) -> 
     return list(arms.values())
 
 
-# -- the journal: one JSON line per finished run ---------------------------------------------
+# -- the journal: one JSON line per finished run, and the rule it continues under ------------
 
-def read_journal(path: str | Path) -> dict[tuple[str, int, str | None], RunRecord]:
-    """Finished runs of a journal by (label, seed, config hash); the last line of a key wins."""
-    path = Path(path)
-    if not path.exists():
-        return {}
-    runs = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            if isinstance(data, dict) and set(data) == {"rule"}:  # a sequential comparison's rule line
+class Journal:
+    """A JSONL file of finished runs that a stopped comparison continues from.
+
+    Each line is a `RunRecord` (`RunRecord.to_json`); a sequential comparison's file also holds
+    one rule line, `{"rule": {...}}`, so it is never continued under another rule. Every caller
+    (compare, demo, tune --confirm, the quality protocol) resumes through `resumes`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r})"
+
+    def records(self) -> dict[tuple[str, int, str | None], RunRecord]:
+        """Finished runs by (label, seed, config hash); the last line of a key wins."""
+        runs = {}
+        for number, data in self._lines():
+            if _is_rule(data):
                 continue
-            record = RunRecord.from_json(data)
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise DataError(f"{path}, line {number}: not a run of this journal ({type(err).__name__}: {err}); "
-                            "expected a JSON object with label, seed, dice and config_hash") from None
-        runs[record.key] = record
-    return runs
+            try:
+                record = RunRecord.from_json(data)
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                raise self._bad(number, err) from None
+            runs[record.key] = record
+        return runs
+
+    def rule(self) -> dict[str, Any] | None:
+        """The rule the journal's sequence runs under, or None (a new journal, or fixed seeds)."""
+        return next((dict(data["rule"]) for _, data in self._lines() if _is_rule(data)), None)
+
+    def keep_rule(self, rule: Mapping[str, Any]) -> None:
+        """Record `rule` in a journal that has none; refuse to continue one recorded under
+        another (the spending over the looks, so every earlier look, depends on it)."""
+        recorded, wanted = self.rule(), dict(rule)
+        if recorded is None:
+            self._write({"rule": wanted})
+        elif recorded != wanted:
+            raise UsageError(f"{self.path} continues a sequence under {recorded}; this one asks for {wanted}: "
+                             "use the same --max-seeds, --min-seeds and --margin, or another journal")
+
+    def append(self, record: RunRecord) -> None:
+        self._write(record.to_json())
+
+    @staticmethod
+    def resumes(record: RunRecord | None, test_split: str | None) -> RunRecord | None:
+        """The one resume check: a journalled run counts when it has what this comparison
+        scores (test scores where a test split is asked for); otherwise it trains again."""
+        if record is None or (test_split and record.test is None):
+            return None
+        return record
+
+    def _lines(self) -> Iterator[tuple[int, Any]]:
+        if not self.path.exists():
+            return
+        for number, line in enumerate(self.path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except ValueError as err:
+                    raise self._bad(number, err) from None
+
+    def _bad(self, number: int, err: Exception) -> DataError:
+        return DataError(f"{self.path}, line {number}: not a run of this journal ({type(err).__name__}: {err}); "
+                         "expected a JSON object with label, seed, dice and config_hash")
+
+    def _write(self, line: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
 
 
-def append_journal(path: str | Path, record: RunRecord) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        f.write(json.dumps(record.to_json()) + "\n")
+def _is_rule(data: Any) -> bool:
+    """A sequential comparison's rule line: `{"rule": {...}}` and nothing else."""
+    return isinstance(data, dict) and set(data) == {"rule"}
 
 
-# -- seeds: one syntax for every command -------------------------------------------------------
-
-def parse_seeds(values: Sequence[str | int], flag: str = "--seeds") -> list[int]:
-    """`N` -> seeds 0..N-1, `A:B` -> A..B-1, several values -> those seeds (each once)."""
-    text = " ".join(map(str, values))
-    try:
-        if not values:
-            raise ValueError
-        if len(values) > 1:
-            seeds = [int(v) for v in values]
-        else:
-            start, sep, stop = str(values[0]).partition(":")
-            seeds = list(range(int(start), int(stop))) if sep else list(range(int(start)))
-    except ValueError:
-        raise UsageError(f"{flag} {text}: expected a count N, a range A:B or several seeds") from None
-    if not seeds:
-        raise UsageError(f"{flag} {text}: names no seed; give a count of at least 1, a range A:B with A < B, "
-                         "or the seeds themselves")
-    check_seeds(seeds, f"{flag} {text}: ")
-    return seeds
-
+# -- seeds ---------------------------------------------------------------------------------------
 
 def check_seeds(seeds: Sequence[int], where: str = "") -> None:
     """Fail when a seed is listed twice: a paired comparison needs each seed once."""

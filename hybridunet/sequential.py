@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy import stats
 
-DECISIONS = ("better", "worse", "equivalent", "undecided")
+Decision = Literal["better", "worse", "equivalent", "undecided"]  # where the rule leaves a pair
+DECISIONS: tuple[Decision, ...] = get_args(Decision)
 
 
 def spending_weights(min_seeds: int, max_seeds: int) -> np.ndarray:
@@ -47,7 +49,7 @@ def spending_weights(min_seeds: int, max_seeds: int) -> np.ndarray:
 class Look:
     """The rule at one look: the decision, the estimate, the rule's interval and p-value."""
 
-    decision: str
+    decision: Decision
     n: int  # paired seeds seen
     mean: float
     ci: tuple[float, float]  # at the rule's level, valid under the stopping
@@ -60,7 +62,7 @@ def decide(diffs: Sequence[float], min_seeds: int = 3, max_seeds: int = 10, marg
     """Apply the rule to the paired differences (B - A) of the seeds so far, in seed order."""
     d = np.asarray(diffs, dtype=np.float64)[None]
     decision, mean, low, high, p, used = decide_many(d, min_seeds, max_seeds, margin, level)
-    return Look(str(decision[0]), int(used[0]), float(mean[0]), (float(low[0]), float(high[0])), float(p[0]),
+    return Look(decision[0], int(used[0]), float(mean[0]), (float(low[0]), float(high[0])), float(p[0]),
                 float(max(abs(low[0]), abs(high[0]))))
 
 

@@ -292,15 +292,15 @@ def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp
 
 def test_the_study_scale_journal_still_resumes_by_its_config_hashes():
     """The reference journal continues only if today's recipe hashes like the one it ran."""
-    from hybridunet.results import read_journal
+    from hybridunet.results import Journal
 
     quality = importlib.import_module("quality")
     args = quality.parse_args(["--size", "256", "--train", "2975", "--val", "500", "--test", "500", "--epochs", "10",
                                "--batch", "32", "--widths", "32", "64", "128", "256", "512", "--in-memory"])
     hashes = {label: config.result_hash() for label, config in quality.arm_configs(args, quality.data_folder(args))}
-    journal = {(r.label, r.config_hash) for r in read_journal(quality.REFERENCE["current"]).values()}
+    journal = {(r.label, r.config_hash) for r in Journal(quality.REFERENCE["current"]).records().values()}
     assert journal == set(hashes.items())
-    v1 = read_journal(quality.REFERENCE["47e7fda"])  # v1 lines have no config hash: they still load
+    v1 = Journal(quality.REFERENCE["47e7fda"]).records()  # v1 lines have no config hash: they still load
     assert len(v1) == 9 and all(r.config_hash is None and r.test is None for r in v1.values())
 
 

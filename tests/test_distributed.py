@@ -11,7 +11,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from hybridunet.data.loader import EpochSampler
-from hybridunet.engine import evaluate_checkpoint, json_safe
+from hybridunet.engine import evaluate_checkpoint
+from hybridunet.jsonsafe import json_safe
 
 REPO = Path(__file__).parents[1]
 

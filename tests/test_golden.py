@@ -85,11 +85,11 @@ def journalled(tiny_config, tiny_data, tmp_path):
 
 def test_a_sequential_comparison_read_back_from_its_journal_prints_the_golden_outcome(journalled, tmp_path,
                                                                                       monkeypatch, capsys):
-    from hybridunet.compare import Rule, run_sequential, summary, table
-    from hybridunet.engine import json_safe
+    from hybridunet.comparison import Rule, run_sequential, summary, table
+    from hybridunet.jsonsafe import json_safe
 
     configs, journal = journalled
-    monkeypatch.setattr("hybridunet.compare.fit", _no_training)
+    monkeypatch.setattr("hybridunet.comparison.runner.fit", _no_training)
     arms, decisions = run_sequential(configs, Rule(max_seeds=6), out_dir=tmp_path / "cmp", tracking=False,
                                      journal=journal, test_split="test")
     print(table(arms, decisions))
@@ -98,11 +98,11 @@ def test_a_sequential_comparison_read_back_from_its_journal_prints_the_golden_ou
 
 
 def test_fixed_seeds_read_back_from_a_journal_print_the_golden_table(journalled, tmp_path, monkeypatch, capsys):
-    from hybridunet.compare import run_comparison, summary, table
-    from hybridunet.engine import json_safe
+    from hybridunet.comparison import run_comparison, summary, table
+    from hybridunet.jsonsafe import json_safe
 
     configs, journal = journalled
-    monkeypatch.setattr("hybridunet.compare.fit", _no_training)
+    monkeypatch.setattr("hybridunet.comparison.runner.fit", _no_training)
     arms = run_comparison(configs, range(6), out_dir=tmp_path / "cmp", tracking=False, journal=journal,
                           test_split="test")
     print(table(arms))

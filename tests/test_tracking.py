@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import hybridunet
-from hybridunet.compare import COST_KEYS, arms_from_mlflow, cost_means, run_comparison
+from hybridunet.comparison import COST_KEYS, arms_from_mlflow, cost_means, run_comparison
 from hybridunet.engine import fit
 from hybridunet.testing import mlflow_server
 from hybridunet.tracking import MLflowCallback
@@ -104,9 +104,10 @@ def check_comparison(tracked, server: str, tiny_data: Path, tmp_path: Path) -> N
         ("hybrid", tracked(tiny_data, tmp_path, server, "tracking.experiment=cmp", "train.epochs=1",
                            "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}")),
     ]
-    lines = []
-    arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp", progress=lines.append)
-    assert len(lines) == 4 and lines[0].startswith("[1/4] unet seed 0: Dice ")
+    events = []
+    arms = run_comparison(configs, [0, 1], out_dir=tmp_path / "cmp", on_event=events.append)
+    assert [(e.done, e.total, e.record.label, e.record.seed, e.source) for e in events][0] == (1, 4, "unet", 0, "trained")
+    assert len(events) == 4
     client = MlflowClient(server)
     for arm in arms:
         assert arm.seeds == [0, 1]
@@ -373,14 +374,14 @@ def test_a_compare_parent_shows_each_arms_curve_the_difference_and_the_decision(
                                                                                  mlflow_store):
     """The parent alone draws the comparison: one point per epoch per arm (the mean over
     seeds), the paired difference and its interval, the decision as a tag and in its name."""
-    from hybridunet.compare import Rule, run_sequential
+    from hybridunet.comparison import Rule, run_sequential
 
     configs = [(label, tracked(tiny_data, tmp_path, mlflow_store, "tracking.experiment=glance", "train.epochs=2",
                                "data.limit_train=8", "data.limit_val=4", "tracking.log_images=0",
                                "tracking.log_model=onnx"))
                for label in ("unet", "same")]
     arms, [decision] = run_sequential(configs, Rule(max_seeds=4, min_seeds=2), out_dir=tmp_path / "cmp")
-    assert decision.look.decision == "equivalent" and arms[0].seeds == [0, 1]
+    assert decision.decision == "equivalent" and arms[0].seeds == [0, 1]
     client = MlflowClient(mlflow_store)
     parent = client.get_run(client.get_run(arms[0].records[0].run_id).data.tags["mlflow.parentRunId"])
     for arm in arms:

@@ -248,7 +248,7 @@ def test_confirm_trains_the_best_config_against_the_start_until_the_rule_decides
                                                                                   monkeypatch, capsys):
     """A study's best trial on one seed is checked with the stopping rule (training faked
     for the confirmation: the best config scores exactly like the starting one)."""
-    from hybridunet import compare
+    from hybridunet.engine import FitResult
 
     monkeypatch.chdir(tmp_path)
     argv = ["tune", "--config", str(tiny_yaml), "--search", str(write_space(tmp_path)), "--trials", "2",
@@ -259,9 +259,10 @@ def test_confirm_trains_the_best_config_against_the_start_until_the_rule_decides
 
     def same_score(config, callbacks=()):
         trained.append((config.optim.lr, config.seed))
-        return {"dice": 0.4 + config.seed / 100, "miou": 0.2, "per_class_dice": {}, "checkpoint": "x"}
+        metrics = {"dice": 0.4 + config.seed / 100, "miou": 0.2, "per_class_dice": {}, "checkpoint": "x"}
+        return FitResult(metrics, config, [], None, 1.0)
 
-    monkeypatch.setattr(compare, "fit", same_score)
+    monkeypatch.setattr("hybridunet.comparison.runner.fit", same_score)
     assert main(argv) == 0
     out = capsys.readouterr().out.strip().splitlines()
     report = json.loads(out[-1])

@@ -3,6 +3,7 @@
 - training.py: `fit(config)`, a run's story;      - loops.py: a training epoch, `evaluate`;
 - build.py: data splits, model and loss;          - optim.py: optimiser and LR schedule;
 - rundir.py: the run folder and resume rules;     - run.py: the `Run` record and `Callback`;
+- result.py: `FitResult`, what `fit` returns;
 - inference.py: a checkpoint on a split, `predict` for one image (through `hybridunet.prediction`).
 
 Devices and precision are `hybridunet.device`'s; `Precision`, `pick_device` and
@@ -14,11 +15,12 @@ from hybridunet.engine.build import build_loss, build_model, class_names, open_s
 from hybridunet.engine.inference import evaluate_checkpoint, predict
 from hybridunet.engine.loops import NonFiniteLossError, evaluate
 from hybridunet.engine.optim import build_optimizer, build_scheduler
-from hybridunet.engine.run import Callback, Run, json_safe
+from hybridunet.engine.result import FitResult
+from hybridunet.engine.run import Callback, Run
 from hybridunet.engine.training import fit, seed_everything
 
 __all__ = [
-    "Callback", "NonFiniteLossError", "Precision", "Run", "build_loss", "build_model", "build_optimizer",
-    "build_scheduler", "class_names", "evaluate", "open_split", "evaluate_checkpoint", "fit", "json_safe", "pick_device",
+    "Callback", "FitResult", "NonFiniteLossError", "Precision", "Run", "build_loss", "build_model", "build_optimizer",
+    "build_scheduler", "class_names", "evaluate", "open_split", "evaluate_checkpoint", "fit", "pick_device",
     "predict", "resolve_precision", "seed_everything",
 ]

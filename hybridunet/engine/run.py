@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -60,14 +59,3 @@ class Run:
 
         datasets = [d for d in (self.train_data, self.val_data) if d is not None]
         return data_fingerprint(datasets, self.config.data.root)
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinities become None, so the result is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value

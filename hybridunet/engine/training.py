@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,16 +28,19 @@ from hybridunet.device import hardware_name, resolve_precision
 from hybridunet.engine.build import build_loss, build_model, class_names, open_split, resolve_class_weights
 from hybridunet.engine.loops import evaluate, train_epoch
 from hybridunet.engine.optim import build_optimizer, build_scheduler
-from hybridunet.engine.run import Callback, Run, json_safe
+from hybridunet.engine.result import FitResult
+from hybridunet.engine.run import Callback, Run
 from hybridunet.engine.rundir import config_changes, shared_out_dir
 from hybridunet.errors import ConfigError
+from hybridunet.jsonsafe import json_safe
 from hybridunet.metrics import ConfusionMatrix
 from hybridunet.state import capture, restore
 
 
-def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bool = False) -> dict[str, Any]:
+def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bool = False) -> FitResult:
     """Train and validate as `config` says; returns the best epoch's validation metrics
-    plus `checkpoint` (the best checkpoint's path) and whatever callbacks add."""
+    plus `checkpoint` (the best checkpoint's path) and whatever callbacks add, with the
+    run's record, data fingerprint and history as attributes (`FitResult`)."""
     owns_group = not distributed.active()
     world, device = distributed.init(config.train.device)
     try:
@@ -47,7 +51,8 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
             distributed.shutdown()
 
 
-def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, world, device) -> dict[str, Any]:
+def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, world, device) -> FitResult:
+    start = time.perf_counter()
     seed_everything(config.seed)
     precision = resolve_precision(device, config.train.amp, config.train.channels_last)
     t = _Training.assemble(config, world, device, precision)
@@ -71,8 +76,9 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
                 cb.on_epoch_end(run, epoch, metrics)
             if config.train.early_stopping and stale >= config.train.early_stopping:
                 break
-        result = {**run.best, "checkpoint": str(run.out_dir / "best.safetensors")}
-        result.pop("epoch", None)
+        best = {k: v for k, v in run.best.items() if k != "epoch"}
+        result = FitResult({**best, "checkpoint": str(run.out_dir / "best.safetensors")}, config, run.history,
+                           run.data_fingerprint, time.perf_counter() - start)
         if world.is_main:
             result["cost"] = run_cost(run, config.train.val_batch_size or config.train.batch_size)
         for cb in callbacks:

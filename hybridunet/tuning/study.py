@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
@@ -20,6 +20,9 @@ from hybridunet.errors import UsageError
 from hybridunet.tuning.objective import FINISHED, OBJECTIVES, Objective, Surplus
 from hybridunet.tuning.space import SearchSpace, decode, set_key
 from hybridunet.tuning.storage import open_storage
+
+if TYPE_CHECKING:
+    from hybridunet.comparison import Event, PairOutcome
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+=@-]{0,127}")
 
@@ -248,18 +251,18 @@ def _write_config(base: ExperimentConfig, space: SearchSpace, trial: optuna.tria
 
 
 def confirm_best(base: ExperimentConfig, study: optuna.Study, max_seeds: int = 10,
-                 progress: Callable[[str], None] | None = None):
+                 on_event: Callable[[Event], None] | None = None) -> PairOutcome:
     """Train the study's best config against its starting config with the stopping rule
-    (`compare.run_sequential`, seeds 0, 1, ...): a best trial picked on one seed's noise is
-    then reported as undecided or equivalent, not as a gain. Returns the `Decision`."""
-    from hybridunet.compare import Rule, run_sequential
+    (`comparison.run_sequential`, seeds 0, 1, ...): a best trial picked on one seed's noise is
+    then reported as undecided or equivalent, not as a gain. Returns the pair's outcome."""
+    from hybridunet.comparison import Rule, run_sequential
 
     best = parse_config(yaml.safe_load((study_dir(study.study_name) / "best.yaml").read_text()), "best trial")
     configs = [(f"{study.study_name}-start", base), (f"{study.study_name}-best", best)]
     out_dir = study_dir(study.study_name) / "confirm"
-    _, (decision,) = run_sequential(configs, Rule(max_seeds=max_seeds, metric="dice"), out_dir=out_dir,
-                                    tracking=base.tracking.enabled, progress=progress)
-    return decision
+    _, (outcome,) = run_sequential(configs, Rule(max_seeds=max_seeds, metric="dice"), out_dir=out_dir,
+                                   tracking=base.tracking.enabled, on_event=on_event)
+    return outcome
 
 
 def _study_parent(base: ExperimentConfig, study: optuna.Study, storage: str):

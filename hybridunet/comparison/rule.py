@@ -1,0 +1,75 @@
+"""The stopping rule applied to a family of pairs: `hybridunet.sequential` at each look,
+the level split over the pairs (Bonferroni), a decided pair kept as it was decided."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hybridunet.comparison.outcome import PairOutcome
+from hybridunet.comparison.stats import paired
+from hybridunet.errors import UsageError
+from hybridunet.results import Arm
+from hybridunet.sequential import decide
+
+PairKey = tuple[str, str]  # (a, b) labels: the pair `b - a`
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a sequential comparison stops: at the first decision of every pair (see
+    `hybridunet.sequential`), at `max_seeds`, or when the next round of seeds would pass
+    `budget_minutes` of training in this call."""
+
+    max_seeds: int = 10
+    min_seeds: int = 3
+    margin: float = 0.01
+    level: float = 0.05
+    metric: str | None = None  # default: test_dice with a test split, else dice (`stats.deciding_metric`)
+    budget_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.min_seeds <= self.max_seeds:
+            raise UsageError(f"--min-seeds {self.min_seeds} --max-seeds {self.max_seeds}: "
+                             "need 2 <= min-seeds <= max-seeds")
+        if not 0 < self.margin:
+            raise UsageError(f"--margin {self.margin}: expected a positive difference of the metric")
+        if not 0 < self.level < 1:
+            raise UsageError(f"level {self.level}: expected a probability in (0, 1)")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise UsageError(f"--budget {self.budget_minutes}: expected minutes > 0")
+
+    def journal_entry(self) -> dict[str, Any]:
+        """What a journal records of the rule: a continued sequence must use the same."""
+        return {"max_seeds": self.max_seeds, "min_seeds": self.min_seeds, "margin": self.margin, "level": self.level}
+
+    def pair_level(self, pairs: int) -> float:
+        """Each pair's share of the level: the family's error rate stays at most `level`."""
+        return self.level / pairs
+
+
+def look(pairs: Sequence[tuple[Arm, Arm]], rule: Rule, metric: str, seen: Sequence[int],
+         before: Mapping[PairKey, PairOutcome] | None = None) -> dict[PairKey, PairOutcome]:
+    """One look of the rule at the seeds `seen` so far, for every pair of the family (`b - a`)
+    not decided `before`; each is tested at its share of the level, so its interval holds
+    simultaneously over the family and its p-value is the family's. Returns every pair's
+    outcome (a pair with fewer than `rule.min_seeds` paired seeds has none yet)."""
+    level = rule.pair_level(len(pairs))
+    outcomes = dict(before or {})
+    seen_set = set(seen)
+    for a, b in pairs:
+        key = (a.label, b.label)
+        if key in outcomes and outcomes[key].decided:
+            continue
+        d = paired(a, b, metric)
+        used = [i for i, s in enumerate(d.seeds) if s in seen_set]
+        if len(used) < rule.min_seeds:
+            continue
+        diffs = tuple(d.diffs[i] for i in used)
+        result = decide(diffs, rule.min_seeds, rule.max_seeds, rule.margin, level)
+        outcomes[key] = PairOutcome(
+            a.label, b.label, metric, tuple(d.seeds[i] for i in used), diffs, result.mean, result.ci,
+            min(1.0, result.p_value * rule.level / level),  # against the family's level, as the decision is
+            decision=result.decision, margin=rule.margin, equivalence_margin=result.equivalence_margin)
+    return outcomes
