@@ -26,6 +26,7 @@ demo: install
 
 test: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 clean:

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hybridunet.comparison import Event, Looked, Rule, describe, run_comparison, run_sequential, summary, table
-from hybridunet.config import parse_config
+from hybridunet.comparison import Event, Looked, PairOutcome, Rule, describe, run_comparison, run_sequential, summary, table
+from hybridunet.config import ExperimentConfig, parse_config
 from hybridunet.data.synthetic import ensure_synthetic
+from hybridunet.results import Arm
 
 DATA = Path("data/synthetic")
 ARMS = ("unet", "hybrid_unet_resdec")  # the baseline and the best hybrid preset (BENCHMARKS.md's ablation)
@@ -21,7 +22,7 @@ SYNTHETIC = {"train": 200, "val": 50, "size": 256, "seed": 0}  # what DATA holds
 # with square-root inverse-frequency class weights. There resdec - unet had a standardised
 # effect of 2.7 (8 of 8 seeds ahead) at 58 s a seed pair on an AMD EPYC's two cores, so the
 # 5-minute budget buys the rule's cap of 5 seeds.
-RECIPE = {
+RECIPE: dict[str, Any] = {
     "model": {"widths": [8, 16, 32, 64, 128]},
     "data": {"root": str(DATA), "size": 48, "limit_val": 48, "in_memory": True,
              "augment": {"scale": [0.8, 1.25], "hflip": 0.5, "color_jitter": 0.1}},
@@ -42,12 +43,12 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
     ensure_synthetic(DATA, **SYNTHETIC, workers=os.cpu_count() or 1)
-    configs = []
+    configs: list[tuple[str, ExperimentConfig]] = []
     for name in ARMS:
         tree = {**RECIPE, "model": {**RECIPE["model"], "name": name}}
         configs.append((name, parse_config(tree, "the demo recipe")))
     start = time.perf_counter()
-    outcomes = []
+    outcomes: list[PairOutcome] = []
     if seeds is not None:
         print(f"training {' and '.join(ARMS)} with seeds {', '.join(map(str, seeds))} ...", flush=True)
         arms = run_comparison(configs, seeds, tracking=tracking, on_event=_tell)
@@ -62,7 +63,9 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
     if tracking:
         from hybridunet.tracking import ui_links
 
-        charts, page = ui_links(arms[0].records[-1].run_id)
+        last = arms[0].records[-1].run_id
+        assert last is not None  # tracked runs have one
+        charts, page = ui_links(last)
         experiment = RECIPE["tracking"]["experiment"]
         print(f"\nEvery run is in MLflow (experiment {experiment}). To see the comparison:  mlflow ui   then open\n"
               f"  {charts}\n    (the chart view: each arm's learning curve, the difference and the decision)\n"
@@ -72,13 +75,14 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
     return summary(arms, outcomes)
 
 
-def _say_models(arms) -> None:
+def _say_models(arms: Sequence[Arm]) -> None:
     """Where each arm's model is: its best seed logged it (the Models tab)."""
     from hybridunet.tracking import tracking_uri
     from hybridunet.tracking.models import logged_model
 
     uri = tracking_uri()
-    found = [(arm.label, logged_model(max(arm.records, key=lambda r: r.val.dice).run_id, uri)) for arm in arms]
+    best = [(arm.label, max(arm.records, key=lambda r: r.val.dice).run_id) for arm in arms]
+    found = [(label, logged_model(run_id, uri)) for label, run_id in best if run_id is not None]
     if any(model for _, model in found):
         print("Each arm's best seed logged its model (ONNX; MLflow's Models tab). To predict with one "
               "(x: normalised float32, N x 3 x H x W):")

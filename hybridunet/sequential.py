@@ -42,7 +42,8 @@ def spending_weights(min_seeds: int, max_seeds: int) -> np.ndarray:
     z = stats.norm.isf(0.025)
     t = np.arange(min_seeds, max_seeds + 1) / max_seeds
     spent = 2 * stats.norm.sf(z / np.sqrt(t))
-    return np.diff(np.concatenate([[0.0], spent])) / spent[-1]
+    weights: np.ndarray = np.diff(np.concatenate([[0.0], spent])) / spent[-1]
+    return weights
 
 
 @dataclass(frozen=True)

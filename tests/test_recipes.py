@@ -90,6 +90,7 @@ def test_the_wheel_ships_the_recipes_and_a_name_resolves_from_an_empty_folder(tm
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True,
                    capture_output=True)
+    assert (site / "hybridunet" / "py.typed").is_file()  # the package is typed for its users' checkers
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}

@@ -17,7 +17,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     move_overrides(args, "configs", "seeds")
     sequential = args.max_seeds is not None or args.budget is not None
-    outcomes = []
+    outcomes: list = []  # the rule's, for a sequential comparison
     if sequential and args.seeds:
         raise UsageError("--seeds fixes the seeds; --max-seeds and --budget add seeds until decided: give one of them")
     if args.experiment:

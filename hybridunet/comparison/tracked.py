@@ -49,7 +49,7 @@ class TrackedComparison:
         from hybridunet.tracking.store import tracking_uri
 
         for arm, (_, config) in zip(arms, self.configs):
-            seeds = [(r.run_id, r.val.dice, r.checkpoint) for r in arm.records if r.run_id]
+            seeds = [(r.run_id, r.val.dice, r.checkpoint) for r in arm.records if r.run_id and r.checkpoint]
             log_best_run_model(seeds, config.tracking.log_model, config.tracking.registered_model,
                                tracking_uri(config.tracking))
 
@@ -84,8 +84,14 @@ def log_summary(parent: ParentRun, arms: Sequence[Arm], outcomes: Sequence[PairO
     parent.log_json(json_safe(summary(arms, outcomes)), "compare/summary.json")
     parent.log_figure(comparison_figure({a.label: list(a.values("dice").values()) for a in arms}, "Dice"),
                       "compare/dice.png")
-    drawn = {a.label: {r.seed: list(curves.get(a.label, {}).get(r.seed) or parent.history(r.run_id, "val_dice"))
-                       for r in a.records if r.seed in curves.get(a.label, {}) or r.run_id} for a in arms}
+    drawn: dict[str, dict[int, Sequence[float]]] = {a.label: {} for a in arms}
+    for arm in arms:
+        for r in arm.records:
+            mine = curves.get(arm.label, {}).get(r.seed)
+            if mine is not None:
+                drawn[arm.label][r.seed] = mine
+            elif r.run_id:  # read back from a journal: its curve is in its own MLflow run
+                drawn[arm.label][r.seed] = parent.history(r.run_id, "val_dice")
     longest = max((len(v) for seeds in drawn.values() for v in seeds.values()), default=0)
     for epoch in range(longest):
         step: dict[str, float] = {}

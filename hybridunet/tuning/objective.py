@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hybridunet.config import ExperimentConfig, parse_config
-from hybridunet.engine import Callback, Run, fit
+from hybridunet.engine import Callback, FitResult, Run, fit
 from hybridunet.tuning.space import SearchSpace, set_key
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -37,7 +38,7 @@ class Surplus(Exception):
 OBJECTIVES = {"val_dice": "maximize", "params": "minimize", "latency": "minimize"}
 
 
-def objective_values(results: list[dict[str, Any]], objectives: tuple[str, ...]) -> tuple[float, ...]:
+def objective_values(results: Sequence[Mapping[str, Any]], objectives: tuple[str, ...]) -> tuple[float, ...]:
     """The objectives of one trial from its trainings' results (one per seed): val_dice is their
     mean, params the model's millions of parameters, latency milliseconds per image in eval mode
     (the median seed's inference images/s)."""
@@ -78,8 +79,10 @@ class Objective:
         values = objective_values(results, self.objectives)
         return values[0] if self.prunes else values
 
-    def over_seeds(self, config: ExperimentConfig, trial: optuna.Trial) -> list[dict[str, Any]]:
-        results, values, pruned = [], [], None
+    def over_seeds(self, config: ExperimentConfig, trial: optuna.Trial) -> list[FitResult]:
+        results: list[FitResult] = []
+        values: list[float] = []
+        pruned = None
         with self.trial_parent(config, trial) as parent:
             for k in range(self.seeds_per_trial):
                 run = config.model_copy(deep=True)
