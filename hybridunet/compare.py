@@ -1,6 +1,6 @@
-"""Deprecated: the comparison code lives in `hybridunet.comparison` since 0.2.
+"""Deprecated: the comparison code moved to `hybridunet.comparison` (see CHANGELOG.md).
 
-This module re-exports its public names for one release and warns on import.
+This module re-exports its public names until the next release and warns on import.
 """
 
 import warnings
