@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             figures[f"{spec}:{amp}-{amps[0]}_dice_diff"] = round(d.mean, 4)
             figures[f"{spec}:{amp}-{amps[0]}_dice_ci95"] = [round(v, 4) for v in d.ci95]
             print(f"{line(d.outcome(), detectable=False)}; diffs {', '.join(f'{v:+.4f}' for v in d.diffs)}")
-    metric = "test_dice" if args.test else "dice"
+    metric = deciding_metric(args.test > 0)
     if args.equal_time:
         figures.update(equal_time(args, data, by_label, seeds, metric))
     for amp in amps:

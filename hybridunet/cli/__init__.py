@@ -15,7 +15,8 @@ from hybridunet.cli.args import Subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybridunet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hybridunet", description="Train, evaluate, compare and tune UNet and "
+                                     "Hybrid UNet segmentation models (Cityscapes), tracked in MLflow.")
     parser.add_argument("--version", action="version", version=f"hybridunet {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for bad input too")
     common = argparse.ArgumentParser(add_help=False)  # --debug also after the command

@@ -65,6 +65,8 @@ def run(
             the rule looks at each pair of `pairs` (default: every arm against the first,
             `b - a`); the loop ends when all are decided, after `rule.max_seeds` of `seeds`,
             or before a round that would pass `rule.budget_minutes`.
+        seeds_per_round: seeds trained before the rule looks at them one by one; more than
+            one is worth it only with `train_round` (seeds past a decision are trained anyway).
         train_round: trains a round's runs that the journal lacks into it (quality's
             `--jobs` processes); what it leaves missing trains here.
         only_open: train only the arms of pairs still open (else every arm, every seed).
@@ -216,8 +218,9 @@ class _Session:
         run_config.tracking.run_name = f"{label}-s{seed}"
         run_config.tracking.log_model = "none"  # the arm's best seed logs its model at the end (`tracked`)
         callbacks = self.tracker.callbacks(run_config, label) if self.tracker is not None else []
-        result = fit(run_config, callbacks=callbacks)
-        record = replace(result.record, label=label, config_hash=config.result_hash())
+        start = time.perf_counter()
+        result = fit(run_config, callbacks=callbacks)  # timed whole: cost figures and tracking included
+        record = replace(result.record, label=label, config_hash=config.result_hash(), seconds=time.perf_counter() - start)
         if self.test_split:
             from hybridunet.engine import evaluate_checkpoint
 

@@ -4,6 +4,7 @@ run's record, data fingerprint and history beside it as typed attributes."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hybridunet.config import ExperimentConfig
@@ -21,10 +22,16 @@ class FitResult(dict[str, Any]):
     """
 
     def __init__(self, metrics: dict[str, Any], config: ExperimentConfig, history: list[dict[str, Any]],
-                 data_fingerprint: str | None, seconds: float) -> None:
+                 data_fingerprint: str | Callable[[], str] | None, seconds: float) -> None:
         super().__init__(metrics)
-        self.config, self.history = config, history
-        self.data_fingerprint, self.seconds = data_fingerprint, seconds
+        self.config, self.history, self.seconds = config, history, seconds
+        self._fingerprint = data_fingerprint  # a callable is asked once, when first wanted (it stats every file)
+
+    @property
+    def data_fingerprint(self) -> str | None:
+        if callable(self._fingerprint):
+            self._fingerprint = self._fingerprint()
+        return self._fingerprint
 
     @property
     def record(self) -> RunRecord:
