@@ -7,7 +7,7 @@ scale (benchmarks/reference: the study's recipe, the Kaggle set's size, 10 epoch
         [--arms unet hybrid_unet hybrid_unet_resdec smp_unet] [--ablation] [--amp auto]
         [--generator current|COMMIT] [--journal outputs/quality/journal.jsonl] [--equal-time ARM]
         [--jobs N] [--workers N] [--in-memory] [--no-tracking]
-        [--max-seeds 10 [--min-seeds 3] [--margin 0.01] [--pairs "B - A" ...]]
+        [--max-seeds 10 [--min-seeds M] [--first-seed 0] [--margin 0.01] [--pairs "B - A" ...]]
 
 The defaults are the protocol (BENCHMARKS.md): 3 seeds x 4 arms in about 22 minutes on two
 cores with `--jobs 2`. An arm is a run label, as MLflow shows it: a model name with optional
@@ -32,10 +32,10 @@ the study scale's first reference data was (commit 47e7fda, generator version 1)
 finished run is a line of `--journal`; a rerun skips them, so the protocol can be stopped and
 continued. Prints tables, then a JSON line.
 
-`--max-seeds N` decides instead of fixing the seeds: seeds 0, 1, 2, ... are added until
+`--max-seeds N` decides instead of fixing the seeds: seeds 0, 1, 2, ... (or from --first-seed) are added until
 every pair (default: every pair of --arms, `B - A` for A listed first; or `--pairs`) is
-decided by compare's stopping rule (hybridunet.sequential: a group-sequential paired t-test,
-Bonferroni over the pairs) or the cap is reached. Looks are taken seed by seed; with
+decided by compare's stopping rule (hybridunet.sequential: a group-sequential paired t-test
+with exact boundaries, Bonferroni over the pairs) or the cap is reached. Looks are taken seed by seed; with
 `--jobs 2` two seeds train per round, so a pair decided at the first of them has cost one
 seed more than its decision needed (the table counts both). Only the arms of open pairs
 train. The journal records the rule and refuses a rerun under another. With the default
@@ -57,7 +57,7 @@ import numpy as np
 from common import print_json
 
 from hybridunet.cli.args import parse_seeds
-from hybridunet.comparison import Looked, Rule, RunDone, describe, holm, interval, line, mean_std, paired, run, table
+from hybridunet.comparison import Looked, OldRule, Rule, RunDone, describe, holm, interval, line, mean_std, paired, run, table
 from hybridunet.comparison.stats import deciding_metric
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import GENERATOR_VERSION, ensure_synthetic, generator_record, read_record, splits_of, write_record
@@ -229,10 +229,11 @@ def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict
     threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
 
     def tell(event) -> None:
-        if isinstance(event, Looked) or (isinstance(event, RunDone) and event.source == "trained"):
+        if isinstance(event, (Looked, OldRule)) or (isinstance(event, RunDone) and event.source == "trained"):
             print(describe(event), flush=True)
 
-    result = run(configs, range(rule.max_seeds), rule=rule, pairs=pairs, seeds_per_round=args.jobs, only_open=True,
+    seeds = range(args.first_seed, args.first_seed + rule.max_seeds)
+    result = run(configs, seeds, rule=rule, pairs=pairs, seeds_per_round=args.jobs, only_open=True,
                  train_round=(lambda todo: run_in_processes(todo, args, argv)) if args.jobs > 1 else None,
                  tracking=False, journal=args.journal, test_split="test" if args.test else None, on_event=tell)
     arms = {arm.label: arm for arm in result.arms if arm.records}
@@ -241,8 +242,8 @@ def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict
     verdicts.update({(better, worse): "worse" for better, worse, _ in study_scale_verdicts(REFERENCE["current"])})
     total = sum(sum(arm.seconds) for arm in arms.values()) * threads / 60
     print(f"\nthe stopping rule ({metric.replace('_', ' ')}, level {rule.level:g} over {len(pairs)} pairs, "
-          f"seeds {rule.min_seeds} to {rule.max_seeds}, margin {rule.margin:g}; CPU-minutes = run seconds x {threads} "
-          f"thread(s), the pair's own runs to its last look):")
+          f"{rule.described}, seeds {rule.first} to {rule.max_seeds}, margin {rule.margin:g}; "
+          f"CPU-minutes = run seconds x {threads} thread(s), the pair's own runs to its last look):")
     out = []
     for o in result.outcomes:
         records = [r for label in (o.a, o.b) for r in arms[label].records if r.seed in o.seeds]
@@ -337,7 +338,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--in-memory", action="store_true", help="data.in_memory: for a GPU fed by a slow host")
     parser.add_argument("--no-tracking", dest="tracking", action="store_false")
     parser.add_argument("--max-seeds", type=int, metavar="N", help="add seeds until every pair is decided, at most N")
-    parser.add_argument("--min-seeds", type=int, default=3, help="the rule's first look (with --max-seeds)")
+    parser.add_argument("--min-seeds", type=int, help="the rule's first look (with --max-seeds; default: by cap)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="with --max-seeds: seeds FIRST, FIRST+1, ... (fresh seeds for a new protocol run)")
     parser.add_argument("--margin", type=float, default=0.01, help="the equivalence margin (with --max-seeds)")
     parser.add_argument("--pairs", nargs="+", metavar="'B - A'", help="the pairs the rule decides (default: all)")
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
 """The main job on the embedded synthetic data: UNet against the best Hybrid UNet preset,
-seeds added until the stopping rule decides (hybridunet.sequential) or the budget ends."""
+seeds added until the stopping rule decides (hybridunet.sequential) or its cap in seeds; a clock
+stops it only when a budget is asked for."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hybridunet.comparison import Event, Looked, PairOutcome, Rule, describe, run_comparison, run_sequential, summary, table
+from hybridunet.comparison import (
+    Event,
+    Looked,
+    PairOutcome,
+    Rule,
+    RunDone,
+    describe,
+    run_comparison,
+    run_sequential,
+    summary,
+    table,
+)
 from hybridunet.config import ExperimentConfig, parse_config
 from hybridunet.data.synthetic import ensure_synthetic
 from hybridunet.results import Arm
@@ -20,8 +32,8 @@ SYNTHETIC = {"train": 200, "val": 50, "size": 256, "seed": 0}  # what DATA holds
 # Chosen on held-out seeds 100-107 (benchmarks/demo_recipe.py, BENCHMARKS.md): the 200 scenes
 # resized to 48x48 and held in memory, quarter-width models, 16 epochs, Dice + cross entropy
 # with square-root inverse-frequency class weights. There resdec - unet had a standardised
-# effect of 2.7 (8 of 8 seeds ahead) at 58 s a seed pair on an AMD EPYC's two cores, so the
-# 5-minute budget buys the rule's cap of 5 seeds.
+# effect of 2.7 (8 of 8 seeds ahead) at 58 s a seed pair on an AMD EPYC's two cores. The cap of
+# 5 seeds (first look at 3) has power 0.96 at a d_z of 2.5 (`hybridunet plan --max-seeds 5`).
 RECIPE: dict[str, Any] = {
     "model": {"widths": [8, 16, 32, 64, 128]},
     "data": {"root": str(DATA), "size": 48, "limit_val": 48, "in_memory": True,
@@ -35,11 +47,12 @@ RECIPE: dict[str, Any] = {
 
 
 def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seeds: int = 5,
-             budget_minutes: float = 5) -> dict[str, Any]:
+             budget_minutes: float | None = None) -> dict[str, Any]:
     """Generate the synthetic data if missing, compare the two presets, print the table and
     the decision. Seeds 0, 1, 2, ... are added until the stopping rule decides, at most
-    `max_seeds`, starting none that would pass `budget_minutes` of training; with `seeds`,
-    exactly those seeds (no decision)."""
+    `max_seeds` (so the answer depends on no clock); with `budget_minutes`, also starting none
+    that would pass that much training (which can stop it undecided); with `seeds`, exactly
+    those seeds (no decision)."""
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
     ensure_synthetic(DATA, **SYNTHETIC, workers=os.cpu_count() or 1)
@@ -51,12 +64,13 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
     outcomes: list[PairOutcome] = []
     if seeds is not None:
         print(f"training {' and '.join(ARMS)} with seeds {', '.join(map(str, seeds))} ...", flush=True)
-        arms = run_comparison(configs, seeds, tracking=tracking, on_event=_tell)
+        arms = run_comparison(configs, seeds, tracking=tracking, on_event=_Progress(len(seeds)))
     else:
+        budget = f", at most {budget_minutes:g} minutes of training" if budget_minutes is not None else ""
         print(f"training {' and '.join(ARMS)} with seeds 0, 1, 2, ... until the stopping rule decides (at most "
-              f"{max_seeds} seeds, {budget_minutes:g} minutes of training) ...", flush=True)
+              f"{max_seeds} seeds{budget}) ...", flush=True)
         rule = Rule(max_seeds=max_seeds, metric="dice", budget_minutes=budget_minutes)
-        arms, outcomes = run_sequential(configs, rule, tracking=tracking, on_event=_tell)
+        arms, outcomes = run_sequential(configs, rule, tracking=tracking, on_event=_Progress(max_seeds))
     print()
     print(table(arms, outcomes))
     print(f"\n{len(arms[0].seeds)} seeds in {(time.perf_counter() - start) / 60:.1f} minutes")
@@ -91,6 +105,20 @@ def _say_models(arms: Sequence[Arm]) -> None:
                 print(f"  mlflow.pyfunc.load_model('{model.model_uri}').predict(x)['logits']   # {label}")
 
 
-def _tell(event: Event) -> None:
-    if not isinstance(event, Looked):  # the rule's outcome is printed once, in the table
+class _Progress:
+    """Prints the comparison's events (the rule's outcome once, in the table) and, after the
+    first seed pair, how long the rest can take."""
+
+    def __init__(self, seeds: int) -> None:
+        self.seeds, self.first_pair = seeds, 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Looked):
+            return
         print(describe(event), flush=True)
+        if isinstance(event, RunDone) and event.done <= len(ARMS):
+            self.first_pair += event.record.seconds or 0.0
+            if event.done == len(ARMS) and self.seeds > 1:
+                rest = self.first_pair * (self.seeds - 1) / 60
+                print(f"a seed pair took {self.first_pair:.0f} s: the other {self.seeds - 1} seeds take about "
+                      f"{rest:.1f} minutes at most (the rule may decide sooner)", flush=True)

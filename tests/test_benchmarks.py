@@ -149,7 +149,8 @@ def test_quality_with_the_rule_decides_identical_arms_equivalent_and_a_rerun_rea
     assert "look at 2 seeds:" in lines
     assert any(line.startswith("test_dice unet+skip=concat - unet: equivalent within ±0.01") for line in lines)
     journal = tmp_path / "outputs/quality/journal.jsonl"
-    assert journal.read_text().splitlines()[0] == '{"rule": {"max_seeds": 5, "min_seeds": 2, "margin": 0.01, "level": 0.05}}'
+    assert json.loads(journal.read_text().splitlines()[0]) == {"rule": {
+        "max_seeds": 5, "min_seeds": 2, "margin": 0.01, "level": 0.05, "method": "exact", "spending": "obf"}}
     _, again = run_benchmark(*args, capsys=capsys)
     assert again == figures and len(journal.read_text().splitlines()) == 5  # the rule and 2 x 2 runs
     with pytest.raises(UsageError, match="continues a sequence under"):

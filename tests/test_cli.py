@@ -112,7 +112,7 @@ BAD_INPUTS = {
     "test metric without a test split": (["compare", "--configs", "{tiny}", "{tiny}", "--max-seeds", "4",
                                           "--metric", "test_dice", "data.root={data}", "tracking.enabled=false"],
                                          "--metric test_dice needs a test split"),
-    "first look after the cap": (["compare", "--configs", "{tiny}", "{tiny}", "--max-seeds", "2"],
+    "first look after the cap": (["compare", "--configs", "{tiny}", "{tiny}", "--max-seeds", "2", "--min-seeds", "3"],
                                  "need 2 <= min-seeds <= max-seeds"),
 }
 

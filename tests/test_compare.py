@@ -76,7 +76,11 @@ def test_demo_generates_missing_data_and_prints_the_comparison(tmp_path, monkeyp
     })
     monkeypatch.setattr(demo, "SYNTHETIC", {"train": 4, "val": 4, "size": 32, "seed": 0})
     monkeypatch.chdir(tmp_path)
+    rules = []
+    real = demo.run_sequential
+    monkeypatch.setattr(demo, "run_sequential", lambda configs, rule, **kw: rules.append(rule) or real(configs, rule, **kw))
     summary = demo.run_demo(tracking=False, max_seeds=3)
+    assert rules[0].budget_minutes is None and rules[0].max_seeds == 3  # a cap in seeds, no clock
     out = capsys.readouterr().out
     assert "generating synthetic street scenes" in out and "dice hybrid_unet_resdec - unet: " in out
     assert set(summary["arms"]) == {"unet", "hybrid_unet_resdec"} and len(summary["arms"]["unet"]["dice"]) == 3
@@ -240,7 +244,8 @@ def test_compare_seeds_take_a_count_a_range_or_several_and_overrides_around_them
 def test_two_identical_configs_are_decided_equivalent_at_the_first_look_through_the_cli(tiny_yaml, tiny_data, tmp_path,
                                                                                        capsys):
     """Training is deterministic per seed: the paired differences are exactly 0."""
-    argv = ["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--max-seeds", "6", f"data.root={tiny_data}",
+    argv = ["compare", "--configs", str(tiny_yaml), str(tiny_yaml), "--max-seeds", "6", "--min-seeds", "3",
+            f"data.root={tiny_data}",
             "train.epochs=1", "data.limit_train=8", "data.limit_val=4", "tracking.enabled=false",
             f"train.out_dir={tmp_path / 'unused'}"]
     assert main(argv) == 0
@@ -373,7 +378,7 @@ def test_the_runner_takes_any_seeds_looks_after_each_and_trains_only_open_pairs_
             journal.append(RunRecord(label, seed, Scores(dice[label](seed), 0.3), config_hash=config.result_hash()))
 
     monkeypatch.setattr("hybridunet.comparison.runner.fit", lambda *a, **k: pytest.fail("the hook trains"))
-    found = run(configs, range(20, 30), rule=Rule(max_seeds=8), pairs=[("a", "b"), ("a", "c")], seeds_per_round=2,
+    found = run(configs, range(20, 30), rule=Rule(max_seeds=8, min_seeds=3), pairs=[("a", "b"), ("a", "c")], seeds_per_round=2,
                 train_round=hook, only_open=True, tracking=False, journal=journal.path, on_event=events.append)
     b, c = found.outcomes
     assert b.decision == "better" and b.seeds[0] == 20 and c.decision == "undecided" and c.n == 8
@@ -406,3 +411,49 @@ def test_nothing_in_the_repository_imports_the_deprecated_module_and_it_still_wo
     from hybridunet import comparison
 
     assert shim.run_sequential is comparison.run_sequential and shim.PairOutcome is comparison.PairOutcome
+
+
+def test_a_journal_recorded_under_the_earlier_rule_is_continued_and_decided_under_it(tiny_config, tiny_data,
+                                                                                     tmp_path, monkeypatch):
+    """A rule line with no method was written before the exact boundaries: the sequence goes on
+    under the Bonferroni rule, an event says so, and the journal's rule line stays as it was."""
+    from hybridunet.comparison import OldRule, Rule, run_sequential
+    from hybridunet.sequential import decide
+
+    noise = [0.01, -0.02, 0.015, 0.0, -0.01, 0.02, 0.005, -0.015, 0.01, 0.0]
+    fake_training(monkeypatch, lambda lr, seed: 0.5 + (0.03 + noise[seed]) * (lr == 0.01))
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "optim.lr=0.01")
+    journal = tmp_path / "old.jsonl"
+    old_line = '{"rule": {"max_seeds": 10, "min_seeds": 3, "margin": 0.01, "level": 0.05}}'
+    journal.write_text(old_line + "\n")
+    events = []
+    _, (outcome,) = run_sequential([("a", a), ("b", b)], Rule(max_seeds=10), tracking=False, journal=journal,
+                                   on_event=events.append)
+    assert events[0] == OldRule(journal) and outcome.method == "bonferroni"
+    old = decide(outcome.diffs, 3, 10, 0.01, 0.05, method="bonferroni")
+    assert (outcome.decision, outcome.n, outcome.interval) == (old.decision, old.n, old.ci)
+    assert journal.read_text().splitlines()[0] == old_line
+    assert sum('"rule"' in line for line in journal.read_text().splitlines()) == 1
+    # the exact rule on the same differences is another rule: it is not what this journal decided
+    assert decide(outcome.diffs[:old.n], 3, 10, 0.01, 0.05).ci != old.ci
+
+
+def test_plan_prints_the_design_with_power_and_expected_seeds_and_refuses_a_design_that_cannot_be(capsys):
+    assert main(["plan", "--max-seeds", "10", "--sims", "4000"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    plan = json.loads(out[-1])
+    assert plan["min_seeds"] == 4 and [look["seeds"] for look in plan["looks"]] == list(range(4, 11))
+    assert plan["looks"][-1]["alpha_spent"] == pytest.approx(0.05, abs=1e-4)
+    bounds = [look["t_bound"] for look in plan["looks"]]
+    assert bounds == sorted(bounds, reverse=True)  # O'Brien-Fleming type: strict early, near the t-test late
+    power = {row["d_z"]: row for row in plan["operating"]}
+    assert sorted(power) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert power[1.0]["power"] >= 0.7 and power[1.0]["fixed_n_power"] == pytest.approx(0.80, abs=0.01)
+    assert power[3.0]["expected_seeds"] < power[1.0]["expected_seeds"] < 10
+    for argv, named in ((["--max-seeds", "3", "--min-seeds", "4"], "max_seeds 3"),
+                        (["--max-seeds", "10", "--level", "0.7"], "level 0.7"),
+                        (["--max-seeds", "10", "--spending", "nope"], "spending 'nope'")):
+        assert main(["plan", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0]

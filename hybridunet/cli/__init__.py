@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from hybridunet import __version__  # the package's __init__ imports nothing heavy: --help answers at once
-from hybridunet.cli import experiments, info, runs
+from hybridunet.cli import experiments, info, plan, runs
 from hybridunet.cli.args import Subcommands
 
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --debug also after the command
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands = Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
-    for group in (info, runs, experiments):
+    for group in (info, runs, experiments, plan):
         group.add_commands(commands)
     return parser
 

@@ -116,7 +116,8 @@ def add_commands(commands: Subcommands) -> None:
     compare.add_argument("--seeds", nargs="+", metavar="K", help=f"{SEEDS_HELP} (default 3)")
     compare.add_argument("--max-seeds", type=positive, metavar="N",
                          help="sequential: add seeds 0, 1, ... until every pair is decided, at most N")
-    compare.add_argument("--min-seeds", type=positive, default=3, help="sequential: the first look (default 3)")
+    compare.add_argument("--min-seeds", type=positive,
+                         help="sequential: the first look (default: by cap, 4 at 10; `hybridunet plan` shows the design)")
     compare.add_argument("--margin", type=float, default=0.01,
                          help="sequential: a difference this small is negligible (equivalence; default 0.01)")
     compare.add_argument("--budget", type=float, metavar="MINUTES",
@@ -153,8 +154,9 @@ def add_commands(commands: Subcommands) -> None:
     demo = commands.add_parser("demo", help="the main job on synthetic data: unet vs the best hybrid preset")
     demo.add_argument("--seeds", nargs="+", metavar="K", help=f"exactly these seeds instead of the stopping rule: {SEEDS_HELP}")
     demo.add_argument("--max-seeds", type=positive, default=5,
-                      help="the stopping rule's cap (default 5: what the budget buys on two AMD EPYC cores)")
-    demo.add_argument("--budget", type=float, default=5, metavar="MINUTES",
-                      help="start no seed that would pass this much training (default 5)")
+                      help="the stopping rule's cap in seeds (default 5); the answer depends on no clock")
+    demo.add_argument("--budget", type=float, metavar="MINUTES",
+                      help="also start no seed that would pass this much training: a budget can stop the demo "
+                           "undecided, and then its answer depends on the machine's speed (default: none)")
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)

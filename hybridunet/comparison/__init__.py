@@ -13,7 +13,7 @@ rule (`hybridunet.sequential`) decides each pair. One concern a module:
 - experiment.py: an MLflow experiment's finished runs as arms (`compare --experiment`).
 """
 
-from hybridunet.comparison.events import BudgetStop, Event, Looked, RunDone
+from hybridunet.comparison.events import BudgetStop, Event, Looked, OldRule, RunDone
 from hybridunet.comparison.experiment import arms_from_mlflow
 from hybridunet.comparison.outcome import PairOutcome
 from hybridunet.comparison.report import describe, interval, line, mean_std, summary, table, verdict
@@ -22,7 +22,7 @@ from hybridunet.comparison.runner import Comparison, run, run_comparison, run_se
 from hybridunet.comparison.stats import COST_KEYS, Paired, cost_means, deciding_metric, holm, paired
 
 __all__ = [
-    "COST_KEYS", "BudgetStop", "Comparison", "Event", "Looked", "PairOutcome", "Paired", "Rule", "RunDone",
+    "COST_KEYS", "BudgetStop", "Comparison", "Event", "Looked", "OldRule", "PairOutcome", "Paired", "Rule", "RunDone",
     "arms_from_mlflow", "cost_means", "deciding_metric", "describe", "holm", "interval", "line", "look", "mean_std",
     "paired", "run", "run_comparison", "run_sequential", "summary", "table", "verdict",
 ]

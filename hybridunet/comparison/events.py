@@ -39,4 +39,12 @@ class BudgetStop:
     minutes: float
 
 
-Event = RunDone | Looked | BudgetStop
+@dataclass(frozen=True)
+class OldRule:
+    """The journal's sequence was recorded under the earlier Bonferroni rule (Bonferroni over looks):
+    it is continued and decided under that rule, not re-decided under the exact one."""
+
+    journal: Path
+
+
+Event = RunDone | Looked | BudgetStop | OldRule

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hybridunet.sequential import Decision
+from hybridunet.sequential import Decision, Method
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,13 @@ class PairOutcome:
     equivalence_margin: float | None = None  # the smallest margin these seeds could show equivalence within
     detectable: float | None = None  # fixed seeds: the smallest mean difference found with 80% power
     left_out: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # label -> seeds only it has
+    cap: int | None = None  # the rule's max_seeds
+    method: Method | None = None  # the rule's method (`sequential.METHODS`)
+
+    @property
+    def interim(self) -> bool:
+        """An open pair before the cap: its interval is the repeated one, its p-value not yet final."""
+        return self.decision == "undecided" and self.cap is not None and self.n < self.cap
 
     @property
     def n(self) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridunet.comparison.events import BudgetStop, Event, Looked, RunDone
+from hybridunet.comparison.events import BudgetStop, Event, Looked, OldRule, RunDone
 from hybridunet.comparison.outcome import PairOutcome
 from hybridunet.comparison.stats import (
     COST_KEYS,
@@ -28,11 +28,13 @@ COST_COLUMNS = (("params M", 8, ".2f"), ("GFLOPs", 7, ".2f"), ("train img/s", 11
 
 def interval(o: PairOutcome, detectable: bool = False) -> str:
     """`+0.0174 (95% CI -0.0611 .. +0.0960, paired t-test p = 0.44, n = 3)`, or with the
-    rule's decision `... sequential p = 0.0061)`: the estimate and its interval, 4 decimals."""
+    rule's decision `... sequential p = 0.0061)` (at an interim look, the repeated interval
+    alone: `... repeated)`): the estimate and its interval, 4 decimals."""
     low, high = o.interval
     text = f"{o.estimate:+.4f} (95% CI {low:+.4f} .. {high:+.4f}, "
     if o.decision is not None:
-        return text + f"sequential p = {o.p:.3g})"
+        old = "; the earlier Bonferroni rule" if o.method == "bonferroni" else ""
+        return text + ("repeated" if o.interim else f"sequential p = {o.p:.3g}") + old + ")"
     text += f"paired t-test p = {o.p:.3g}, n = {o.n}"
     if detectable:
         text += f"; detectable at 80% power: {o.detectable:.4f}"
@@ -141,6 +143,9 @@ def describe(event: Event) -> str:
         return f"[{event.done}/{event.total}] {r.label} seed {r.seed}: Dice {r.val.dice:.4f}, mIoU {r.val.miou:.4f}{test} {how}"
     if isinstance(event, BudgetStop):
         return f"stopping at {event.seeds} seeds: another would pass the {event.minutes:g}-minute budget"
+    if isinstance(event, OldRule):
+        return (f"{event.journal} was recorded under the earlier Bonferroni rule (each look at its Bonferroni share "
+                "of the level): its sequence is continued and decided under that rule, not the exact one")
     if isinstance(event, Looked):
         return "\n".join([f"look at {len(event.seen)} seeds:", *(f"  {line(o)}" for o in event.outcomes)])
     raise TypeError(f"not a comparison event: {event!r}")

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from hybridunet.comparison.events import BudgetStop, Event, Looked, RunDone
+from hybridunet.comparison.events import BudgetStop, Event, Looked, OldRule, RunDone
 from hybridunet.comparison.outcome import PairOutcome
 from hybridunet.comparison.rule import PairKey, Rule, look
 from hybridunet.comparison.stats import deciding_metric
@@ -61,7 +61,7 @@ def run(
     seeds at a time; every arm within a seed, so a cut-off comparison still pairs.
 
     Args:
-        rule: decide instead of fixing the seeds: after every seed (from `rule.min_seeds`)
+        rule: decide instead of fixing the seeds: after every seed (from `rule.first`)
             the rule looks at each pair of `pairs` (default: every arm against the first,
             `b - a`); the loop ends when all are decided, after `rule.max_seeds` of `seeds`,
             or before a round that would pass `rule.budget_minutes`.
@@ -95,6 +95,9 @@ def run(
     if train_round is not None and book is None:
         raise ValueError("train_round trains into a journal: give journal=")
     if rule is not None and book is not None:
+        rule = rule.as_recorded(book.rule())
+        if rule.method == "bonferroni" and on_event is not None:
+            on_event(OldRule(book.path))
         book.keep_rule(rule.journal_entry())
     session = _Session(list(configs), book, test_split, on_event, len(configs) * len(seeds),
                        Path(out_dir or Path("outputs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"))
@@ -104,9 +107,9 @@ def run(
         open_pairs = list(family)
         start, done = time.perf_counter(), 0
         while done < len(seeds) and (rule is None or open_pairs):
-            first = rule.min_seeds - done if rule is not None else 1
+            first = rule.first - done if rule is not None else 1
             round_ = seeds[done: done + max(seeds_per_round, first)]
-            if rule is not None and rule.budget_minutes is not None and done >= rule.min_seeds:
+            if rule is not None and rule.budget_minutes is not None and done >= rule.first:
                 spent = time.perf_counter() - start  # the first look is always reached
                 if spent + spent / done * len(round_) > rule.budget_minutes * 60:
                     session.tell(BudgetStop(done, rule.budget_minutes))
@@ -115,7 +118,7 @@ def run(
             session.add_round([(label, config) for label, config in configs if label in needed], round_, train_round)
             for _ in round_:
                 done += 1
-                if rule is None or done < rule.min_seeds:
+                if rule is None or done < rule.first:
                     continue
                 assert metric is not None
                 arms = session.by_label()
