@@ -1,65 +1,111 @@
-"""The stopping rule's error rates, power and seeds used, by simulation (no training).
+"""The stopping rule's error rates, power and seeds used, by simulation (no training): the exact
+rule beside the earlier Bonferroni one; or a journal re-read under the rule.
 
-    python benchmarks/sequential_rule.py [--sims 20000] [--caps 4 7 10] [--effects 1.0 1.5 2.0]
-        [--min-seeds 3] [--margin 0.01] [--level 0.05]
+    python benchmarks/sequential_rule.py [--sims 20000] [--caps 5 10] [--effects 0.5 1 1.5 2 2.5 3]
+        [--margin 0.01] [--level 0.05]
+    python benchmarks/sequential_rule.py --journal benchmarks/reference/study_scale_v2.jsonl [--max-seeds 10]
+        [--metric test_dice]
 
 Paired differences are drawn normal (sd 0.03 Dice, a CPU protocol's spread) with a true mean
-of effect x sd; the rule (hybridunet.sequential) looks after every seed from --min-seeds to
-the cap. Also: the rate of declaring a side under no difference, and of declaring
-equivalence under a true difference equal to the margin, for normal and t3 differences.
-Prints a table, then a JSON line.
+of d_z x sd; both rules look after every seed from the cap's default first look
+(`sequential.default_min_seeds`) to the cap. Rows: the rate of declaring a side under no
+difference (normal and t3 differences), of declaring equivalence under a true difference
+equal to the margin, and per d_z the power and the expected seeds at stop. Prints a table,
+then a JSON line.
+
+With --journal: every pair of the journal's arms, `B - A` for A first seen first, under the
+exact rule at the level split over the pairs; a pair with fewer paired seeds than the first
+look says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from itertools import combinations
 
 import numpy as np
 from common import print_json
 
-from hybridunet.sequential import decide_many
+from hybridunet.sequential import decide_many, default_min_seeds
 
 SD = 0.03
+RULES = ("bonferroni", "exact")
+
+
+def simulate(args: argparse.Namespace) -> dict:
+    rng = np.random.default_rng(0)
+    se = math.sqrt(args.level * (1 - args.level) / args.sims)
+    print(f"the stopping rule, earlier (Bonferroni over looks) and exact: level {args.level}, margin {args.margin}, "
+          f"{args.sims} simulated comparisons per row (Monte-Carlo se at the level: {se:.4f}); "
+          "'side' is the rate of declaring either side, 'E seeds' the expected seeds at stop")
+    print(f"{'cap':>4} {'first':>5} {'differences':>12} {'true diff':>10} "
+          + " ".join(f"{rule + ' side':>16} {rule + ' E seeds':>19}" for rule in RULES))
+    figures: dict = {}
+    for cap in args.caps:
+        first = default_min_seeds(cap)
+
+        def row(kind: str, true: str, diffs: np.ndarray, wanted: str) -> None:
+            cells = []
+            for rule in RULES:
+                decision, *_, used = decide_many(diffs, first, cap, args.margin, args.level, method=rule)
+                if wanted == "side":
+                    rate = float(np.mean((decision == "better") | (decision == "worse")))
+                else:
+                    rate = float(np.mean(decision == wanted))
+                cells.append(f"{rate:>16.4f} {used.mean():>19.2f}")
+                figures[f"cap{cap}_{kind}_{true}_{rule}_{wanted}"] = round(rate, 4)
+                figures[f"cap{cap}_{kind}_{true}_{rule}_mean_seeds"] = round(float(used.mean()), 2)
+            print(f"{cap:>4} {first:>5} {kind:>12} {true:>10} " + " ".join(cells))
+
+        for kind in ("normal", "t3"):
+            noise = (rng.standard_normal if kind == "normal" else
+                     lambda shape: rng.standard_t(3, shape) / math.sqrt(3))
+            row(kind, "0", noise((args.sims, cap)) * SD, "side")
+            row(kind, f"{args.margin:g}", noise((args.sims, cap)) * SD / 6 + args.margin, "equivalent")
+        for effect in args.effects:
+            row("normal", f"d_z {effect:g}", rng.standard_normal((args.sims, cap)) * SD + effect * SD, "better")
+    print("rows 'd_z ...': the 'side' columns are the power (the chance of deciding better)")
+    return figures
+
+
+def reread(args: argparse.Namespace) -> dict:
+    from hybridunet.comparison import Rule, line, look
+    from hybridunet.results import Journal, group
+
+    arms = group(Journal(args.journal).records().values())
+    by_label = {arm.label: arm for arm in arms}
+    pairs = list(combinations(by_label, 2))
+    rule = Rule(args.max_seeds, margin=args.margin, level=args.level)
+    print(f"{args.journal} under the exact rule: cap {rule.max_seeds}, first look {rule.first}, level {rule.level:g} "
+          f"over {len(pairs)} pairs, {args.metric}")
+    seeds = sorted({s for arm in arms for s in arm.seeds})
+    outcomes = look([(by_label[a], by_label[b]) for a, b in pairs], rule, args.metric, seeds)
+    figures = {}
+    for a, b in pairs:
+        outcome = outcomes.get((a, b))
+        if outcome is None:
+            paired = len(set(by_label[a].seeds) & set(by_label[b].seeds))
+            print(f"{args.metric} {b} - {a}: below the first look ({paired} paired seeds < {rule.first})")
+            figures[f"{b} - {a}"] = f"below the first look ({paired} seeds)"
+        else:
+            print(line(outcome))
+            figures[f"{b} - {a}"] = outcome.decision
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=20_000)
-    parser.add_argument("--caps", type=int, nargs="+", default=[4, 7, 10])
-    parser.add_argument("--effects", type=float, nargs="+", default=[1.0, 1.5, 2.0])
-    parser.add_argument("--min-seeds", type=int, default=3)
+    parser.add_argument("--caps", type=int, nargs="+", default=[5, 10])
+    parser.add_argument("--effects", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
     parser.add_argument("--margin", type=float, default=0.01)
     parser.add_argument("--level", type=float, default=0.05)
+    parser.add_argument("--journal", help="re-read this journal's runs under the exact rule instead of simulating")
+    parser.add_argument("--max-seeds", type=int, default=10, help="with --journal: the cap")
+    parser.add_argument("--metric", default="test_dice", help="with --journal: what decides")
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(0)
-    rule = dict(min_seeds=args.min_seeds, margin=args.margin, level=args.level)
-    se = math.sqrt(args.level * (1 - args.level) / args.sims)
-    print(f"stopping rule: first look at {args.min_seeds} seeds, margin {args.margin}, level {args.level}; "
-          f"{args.sims} simulated comparisons per row (Monte-Carlo se at the level: {se:.4f})")
-    print(f"{'cap':>4} {'differences':>12} {'true diff':>10} {'side declared':>14} {'equivalent':>11} "
-          f"{'mean seeds':>11}")
-    figures: dict = {}
-    for cap in args.caps:
-        for kind in ("normal", "t3"):
-            noise = (rng.standard_normal if kind == "normal" else
-                     lambda shape: rng.standard_t(3, shape) / math.sqrt(3))
-            for true in (0.0, args.margin):
-                decision, *_, used = decide_many(noise((args.sims, cap)) * SD + true, max_seeds=cap, **rule)
-                side = float(np.mean((decision == "better") | (decision == "worse")))
-                equivalent = float(np.mean(decision == "equivalent"))
-                print(f"{cap:>4} {kind:>12} {true:>10.3f} {side:>14.4f} {equivalent:>11.4f} {used.mean():>11.2f}")
-                figures[f"cap{cap}_{kind}_diff{true:g}_side"] = round(side, 4)
-                figures[f"cap{cap}_{kind}_diff{true:g}_equivalent"] = round(equivalent, 4)
-        for effect in args.effects:
-            decision, *_, used = decide_many(rng.standard_normal((args.sims, cap)) * SD + effect * SD,
-                                             max_seeds=cap, **rule)
-            power = float(np.mean(decision == "better"))
-            print(f"{cap:>4} {'normal':>12} {f'{effect:g} sd':>10} {power:>14.4f} {np.mean(decision == 'equivalent'):>11.4f} "
-                  f"{used.mean():>11.2f}")
-            figures[f"cap{cap}_effect{effect:g}_power"] = round(power, 4)
-            figures[f"cap{cap}_effect{effect:g}_mean_seeds"] = round(float(used.mean()), 2)
-    print_json(figures)
+    print_json(reread(args) if args.journal else simulate(args))
 
 
 if __name__ == "__main__":

@@ -305,8 +305,20 @@ def test_the_study_scale_journal_still_resumes_by_its_config_hashes():
     assert len(v1) == 9 and all(r.config_hash is None and r.test is None for r in v1.values())
 
 
-def test_sequential_rule_reports_rates_power_and_seeds_used(capsys):
-    lines, figures = run_benchmark("sequential_rule", "--sims", "2000", "--caps", "4", "10", "--effects", "2.0",
+def test_sequential_rule_reports_both_rules_rates_power_and_seeds_used(capsys):
+    lines, figures = run_benchmark("sequential_rule", "--sims", "2000", "--caps", "4", "10", "--effects", "1.0",
                                    capsys=capsys)
-    assert figures["cap10_effect2_power"] >= 0.9 and 3 <= figures["cap10_effect2_mean_seeds"] <= 10
-    assert figures["cap4_normal_diff0_side"] <= 0.05 + 2 * (0.05 * 0.95 / 2000) ** 0.5
+    assert figures["cap10_normal_d_z 1_exact_better"] >= 0.7 > figures["cap10_normal_d_z 1_bonferroni_better"]
+    assert 4 <= figures["cap10_normal_d_z 1_exact_mean_seeds"] <= 10
+    se = (0.05 * 0.95 / 2000) ** 0.5
+    assert abs(figures["cap4_normal_0_exact_side"] - 0.05) <= 3 * se
+    assert figures["cap4_normal_0_bonferroni_side"] <= 0.05 + 2 * se
+
+
+def test_sequential_rule_rereads_a_journal_and_says_which_pairs_are_below_the_first_look(capsys):
+    from pathlib import Path
+
+    reference = Path(__file__).resolve().parents[1] / "benchmarks/reference/study_scale_v2.jsonl"
+    lines, figures = run_benchmark("sequential_rule", "--journal", str(reference), capsys=capsys)
+    assert figures and all(value.startswith("below the first look") for value in figures.values())
+    assert figures["hybrid_unet - unet"] == "below the first look (3 seeds)"
