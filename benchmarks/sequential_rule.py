@@ -33,6 +33,26 @@ SD = 0.03
 RULES = ("bonferroni", "exact")
 
 
+class Rows:
+    """One table row per call: both rules on the same draws, at one cap."""
+
+    def __init__(self, args: argparse.Namespace, cap: int, figures: dict) -> None:
+        self.args, self.cap, self.first, self.figures = args, cap, default_min_seeds(cap), figures
+
+    def __call__(self, kind: str, true: str, diffs: np.ndarray, wanted: str) -> None:
+        cap, cells = self.cap, []
+        for rule in RULES:
+            decision, *_, used = decide_many(diffs, self.first, cap, self.args.margin, self.args.level, method=rule)
+            if wanted == "side":
+                rate = float(np.mean((decision == "better") | (decision == "worse")))
+            else:
+                rate = float(np.mean(decision == wanted))
+            cells.append(f"{rate:>16.4f} {used.mean():>19.2f}")
+            self.figures[f"cap{cap}_{kind}_{true}_{rule}_{wanted}"] = round(rate, 4)
+            self.figures[f"cap{cap}_{kind}_{true}_{rule}_mean_seeds"] = round(float(used.mean()), 2)
+        print(f"{cap:>4} {self.first:>5} {kind:>12} {true:>10} " + " ".join(cells))
+
+
 def simulate(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(0)
     se = math.sqrt(args.level * (1 - args.level) / args.sims)
@@ -43,21 +63,7 @@ def simulate(args: argparse.Namespace) -> dict:
           + " ".join(f"{rule + ' side':>16} {rule + ' E seeds':>19}" for rule in RULES))
     figures: dict = {}
     for cap in args.caps:
-        first = default_min_seeds(cap)
-
-        def row(kind: str, true: str, diffs: np.ndarray, wanted: str) -> None:
-            cells = []
-            for rule in RULES:
-                decision, *_, used = decide_many(diffs, first, cap, args.margin, args.level, method=rule)
-                if wanted == "side":
-                    rate = float(np.mean((decision == "better") | (decision == "worse")))
-                else:
-                    rate = float(np.mean(decision == wanted))
-                cells.append(f"{rate:>16.4f} {used.mean():>19.2f}")
-                figures[f"cap{cap}_{kind}_{true}_{rule}_{wanted}"] = round(rate, 4)
-                figures[f"cap{cap}_{kind}_{true}_{rule}_mean_seeds"] = round(float(used.mean()), 2)
-            print(f"{cap:>4} {first:>5} {kind:>12} {true:>10} " + " ".join(cells))
-
+        row = Rows(args, cap, figures)
         for kind in ("normal", "t3"):
             noise = (rng.standard_normal if kind == "normal" else
                      lambda shape: rng.standard_t(3, shape) / math.sqrt(3))
