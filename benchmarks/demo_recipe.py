@@ -22,11 +22,11 @@ import numpy as np
 from common import print_json
 
 from hybridunet.cli.args import parse_seeds
-from hybridunet.comparison import describe, mean_std, paired, run_comparison
+from hybridunet.comparison import PairOutcome, Rule, describe, look, mean_std, paired, run_comparison
 from hybridunet.config import parse_config
 from hybridunet.data.synthetic import ensure_synthetic
 from hybridunet.demo import ARMS, DATA, RECIPE, SYNTHETIC
-from hybridunet.sequential import decide
+from hybridunet.results import Arm
 
 # name -> the keys changed from the demo's recipe ("section.key": value)
 CANDIDATES = {
@@ -71,20 +71,28 @@ def main(argv: list[str] | None = None) -> None:
         pair_s = float(np.mean(base.seconds) + np.mean(hybrid.seconds))
         affordable = int(args.budget * 60 // pair_s)
         cap = args.cap or min(10, max(3, affordable))
-        look = decide(d.diffs[:cap], max_seeds=cap)
+        outcome = decided(base, hybrid, seeds, cap)
         rows.append((cand, mean_std(list(base.values("dice").values())),
-                     mean_std(list(hybrid.values("dice").values())), d, pair_s, affordable, cap, look))
+                     mean_std(list(hybrid.values("dice").values())), d, pair_s, affordable, cap, outcome))
         figures[cand] = {"diff": round(d.mean, 4), "d_z": round(d.effect_size, 2), "pair_seconds": round(pair_s, 1),
-                         "cap": cap, "decision": look.decision, "decided_at": look.n}
+                         "cap": cap, "decision": outcome.decision if outcome else "below the first look",
+                         "decided_at": outcome.n if outcome else None}
     print(f"\nunet vs hybrid_unet_resdec on the demo's data, held-out seeds {seeds}, val Dice "
           f"(the rule at level 0.05, its cap the seeds a {args.budget:g}-minute budget buys at that pair cost)")
     print(f"{'candidate':<12} {'unet':>16} {'resdec':>16} {'diff':>8} {'sd':>7} {'d_z':>5} {'ahead':>6} "
           f"{'s/pair':>7} {'buys':>5}  rule on these seeds")
-    for cand, unet, resdec, d, pair_s, affordable, cap, look in rows:
+    for cand, unet, resdec, d, pair_s, affordable, cap, outcome in rows:
         ahead = f"{sum(v > 0 for v in d.diffs)}/{len(d.diffs)}"
+        rule = f"{outcome.decision} at {outcome.n}" if outcome else f"below the first look at {len(d.diffs)}"
         print(f"{cand:<12} {unet:>16} {resdec:>16} {d.mean:>+8.4f} {float(np.std(d.diffs, ddof=1)):>7.4f} "
-              f"{d.effect_size:>5.2f} {ahead:>6} {pair_s:>7.1f} {affordable:>5}  {look.decision} at {look.n} (cap {cap})")
+              f"{d.effect_size:>5.2f} {ahead:>6} {pair_s:>7.1f} {affordable:>5}  {rule} (cap {cap})")
     print_json(figures)
+
+
+def decided(base: Arm, hybrid: Arm, seeds: list[int], cap: int) -> PairOutcome | None:
+    """The demo's rule (this cap, its default first look) on these seeds in order, through the
+    comparison's own look; None below the first look."""
+    return look([(base, hybrid)], Rule(max_seeds=cap, metric="dice"), "dice", seeds[:cap]).get((base.label, hybrid.label))
 
 
 if __name__ == "__main__":

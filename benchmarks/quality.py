@@ -236,6 +236,7 @@ def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict
     result = run(configs, seeds, rule=rule, pairs=pairs, seeds_per_round=args.jobs, only_open=True,
                  train_round=(lambda todo: run_in_processes(todo, args, argv)) if args.jobs > 1 else None,
                  tracking=False, journal=args.journal, test_split="test" if args.test else None, on_event=tell)
+    rule = result.rule or rule  # a journal of the earlier rule continues under it
     arms = {arm.label: arm for arm in result.arms if arm.records}
     seen = max(len(arm.seeds) for arm in arms.values())
     verdicts = {(worse, better): "better" for better, worse, _ in study_scale_verdicts(REFERENCE["current"])}

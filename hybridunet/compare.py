@@ -8,5 +8,6 @@ import warnings
 from hybridunet.comparison import *  # noqa: F403 -- the shim re-exports the package's face
 from hybridunet.comparison import __all__  # noqa: F401
 
-warnings.warn("hybridunet.compare is deprecated: import from hybridunet.comparison (same names; a pair's "
-              "outcome is now one PairOutcome)", DeprecationWarning, stacklevel=2)
+warnings.warn("hybridunet.compare is deprecated: import from hybridunet.comparison (its public names; some old "
+              "ones are gone or renamed and progress= is now on_event=, keyword-only: CHANGELOG.md lists them; a "
+              "pair's outcome is now one PairOutcome)", DeprecationWarning, stacklevel=2)

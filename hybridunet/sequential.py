@@ -57,7 +57,6 @@ from scipy import stats
 from hybridunet.errors import UsageError
 
 Decision = Literal["better", "worse", "equivalent", "undecided"]  # where the rule leaves a pair
-DECISIONS: tuple[Decision, ...] = get_args(Decision)
 Method = Literal["exact", "bonferroni"]  # exact boundaries (the rule), or the earlier Bonferroni rule
 METHODS: tuple[Method, ...] = get_args(Method)
 SPENDING = "obf"  # the default spending function: Lan-DeMets O'Brien-Fleming type
@@ -65,9 +64,10 @@ SPENDING = "obf"  # the default spending function: Lan-DeMets O'Brien-Fleming ty
 PATHS = 1_000_000  # simulated null sequences a design is computed from
 SEED = 20261206  # their seed: a design is the same on every machine
 MIN_CARRIED = 10  # fewer sequences than this at an increment (< 1e-5): the t quantile instead
-TAIL_GRID = np.logspace(-4, 0, 33)  # tail probabilities at which a design keeps |t| (p-values)
+# tail probabilities at which a design keeps |t| (p-values): log-spaced for small p, evenly near 1
+TAIL_GRID = np.unique(np.concatenate([np.logspace(-4, 0, 33), np.linspace(0.05, 1, 20)]))
 SHIPPED = Path(__file__).with_name("sequential_designs.json")
-ALGORITHM = 1  # names the cached designs' files: a changed computation never reads an older cache
+ALGORITHM = 2  # names the cached designs' files: a changed computation never reads an older cache
 
 
 # The first look for each cap: the criterion, stated before it was applied, is the smallest
@@ -131,8 +131,9 @@ class Design:
             return np.asarray(marginal)
         # knots (|t|, chance of being open here with |T_n| >= |t|): the kept tail, and the boundary
         # itself, whose chance is this look's own spending, so that p <= spent here exactly when |t| >= c_n
-        xs = np.asarray(self.tails[i] + (self.bounds[i],))
-        gs = np.concatenate([TAIL_GRID[: len(self.tails[i])], [self.spent[i] - before]])
+        # and |t| = 0, where every sequence still open counts
+        xs = np.asarray(self.tails[i] + (self.bounds[i], 0.0))
+        gs = np.concatenate([TAIL_GRID[: len(self.tails[i])], [self.spent[i] - before, 1.0 - before]])
         keep = gs > 0
         order = np.argsort(xs[keep])
         xs, logs = xs[keep][order], np.log(gs[keep])[order]  # |t| rising, log chance falling
@@ -244,7 +245,7 @@ class Look:
     n: int  # paired seeds seen
     mean: float
     ci: tuple[float, float]  # at the rule's level, valid under the stopping
-    p_value: float  # stage-wise: the smallest level at which the rule would have declared a side by now
+    p_value: float  # stage-wise, as if the sequence stopped here: final once decided or at the cap
     equivalence_margin: float  # the smallest margin these seeds could show equivalence within
 
 

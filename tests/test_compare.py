@@ -457,3 +457,18 @@ def test_plan_prints_the_design_with_power_and_expected_seeds_and_refuses_a_desi
         assert main(["plan", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and named in err[0]
+
+
+def test_an_interim_look_shows_its_repeated_interval_and_no_p_value_until_the_pair_stops():
+    from hybridunet.comparison import Rule, line, look
+    from hybridunet.results import Arm, RunRecord, Scores
+
+    diffs = [0.05, 0.01, 0.08, -0.02, 0.06, 0.03]
+    base = Arm("a", tuple(RunRecord("a", s, Scores(0.2, 0.1)) for s in range(6)))
+    other = Arm("b", tuple(RunRecord("b", s, Scores(0.2 + d, 0.1)) for s, d in enumerate(diffs)))
+    interim = look([(base, other)], Rule(max_seeds=10), "dice", range(6))[("a", "b")]
+    assert interim.interim and interim.decision == "undecided" and interim.as_dict()["p_value"] is None
+    assert line(interim).endswith("repeated), at 6 seeds; equivalence could be shown within "
+                                  f"±{interim.equivalence_margin:.4f}")
+    capped = look([(base, other)], Rule(max_seeds=6), "dice", range(6))[("a", "b")]
+    assert not capped.interim and capped.as_dict()["p_value"] == capped.p > 0.05

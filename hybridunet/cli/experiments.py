@@ -32,7 +32,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             labels = [f"{stem}-{i + 1}" if labels.count(stem) > 1 else stem for i, stem in enumerate(labels)]
         tracking = all(c.tracking.enabled for c in configs)
         if sequential:
-            rule = Rule(args.max_seeds or 10, args.min_seeds, args.margin, metric=args.metric,
+            rule = Rule(10 if args.max_seeds is None else args.max_seeds, args.min_seeds, args.margin, metric=args.metric,
                         budget_minutes=args.budget)
             test_split = "test" if rule.metric in (None, "test_dice", "test_miou") and _has_test(configs) else None
             arms, outcomes = run_sequential(list(zip(labels, configs)), rule, tracking=tracking, on_event=_tell,
@@ -114,9 +114,9 @@ def add_commands(commands: Subcommands) -> None:
     compare.add_argument("--configs", nargs="+", metavar="CONFIG",
                          help="two or more recipe names or experiment YAMLs")
     compare.add_argument("--seeds", nargs="+", metavar="K", help=f"{SEEDS_HELP} (default 3)")
-    compare.add_argument("--max-seeds", type=positive, metavar="N",
+    compare.add_argument("--max-seeds", type=int, metavar="N",
                          help="sequential: add seeds 0, 1, ... until every pair is decided, at most N")
-    compare.add_argument("--min-seeds", type=positive,
+    compare.add_argument("--min-seeds", type=int,
                          help="sequential: the first look (default: by cap, 4 at 10; `hybridunet plan` shows the design)")
     compare.add_argument("--margin", type=float, default=0.01,
                          help="sequential: a difference this small is negligible (equivalence; default 0.01)")

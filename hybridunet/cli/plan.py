@@ -42,8 +42,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Subcommands) -> None:
     plan = commands.add_parser("plan", help="the stopping rule's boundaries, power and expected seeds per effect")
-    plan.add_argument("--max-seeds", type=positive, required=True, metavar="N", help="the cap: the last look")
-    plan.add_argument("--min-seeds", type=positive, metavar="M",
+    plan.add_argument("--max-seeds", type=int, required=True, metavar="N", help="the cap: the last look")
+    plan.add_argument("--min-seeds", type=int, metavar="M",
                       help="the first look (default: by cap, the one that stops soonest on average)")
     plan.add_argument("--level", type=float, default=0.05,
                       help="the two-sided error rate per pair (default 0.05; a family of k pairs: 0.05/k each)")

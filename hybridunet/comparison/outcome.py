@@ -60,7 +60,8 @@ class PairOutcome:
         if self.decision is not None:
             return {"a": self.a, "b": self.b, "metric": self.metric, "decision": self.decision,
                     "seeds": list(self.seeds), "estimate": self.estimate, "ci95": list(self.interval),
-                    "p_value": self.p, "margin": self.margin, "equivalence_margin": self.equivalence_margin}
+                    "p_value": None if self.interim else self.p,  # stage-wise: final once stopped
+                    "margin": self.margin, "equivalence_margin": self.equivalence_margin}
         return {"a": self.a, "b": self.b, "metric": self.metric, "seeds": list(self.seeds),
                 "mean_diff": self.estimate, "ci95": list(self.interval), "p_value": self.p,
                 "diffs": list(self.diffs), "detectable": self.detectable,

@@ -38,6 +38,8 @@ class Rule:
         return self.min_seeds if self.min_seeds is not None else default_min_seeds(self.max_seeds)
 
     def __post_init__(self) -> None:
+        if self.max_seeds < 2:
+            raise UsageError(f"--max-seeds {self.max_seeds}: the cap needs at least 2 paired seeds (a t statistic)")
         if not 2 <= self.first <= self.max_seeds:
             raise UsageError(f"--min-seeds {self.first} --max-seeds {self.max_seeds}: "
                              "need 2 <= min-seeds <= max-seeds")

@@ -40,6 +40,7 @@ class Comparison:
 
     arms: list[Arm]
     outcomes: list[PairOutcome] = field(default_factory=list)
+    rule: Rule | None = None  # the rule it ran under: a journal recorded by the earlier rule keeps that one
 
 
 def run(
@@ -127,14 +128,14 @@ def run(
                 open_pairs = [p for p in family if not (p in outcomes and outcomes[p].decided)]
                 if not open_pairs:
                     break
-        result = Comparison(session.arms, [outcomes[p] for p in family if p in outcomes])
+        result = Comparison(session.arms, [outcomes[p] for p in family if p in outcomes], rule)
         if tracker is not None:
             tracker.finish(result.arms, result.outcomes, session.curves)
     return result
 
 
 def run_comparison(configs: Configs, seeds: Sequence[int], out_dir: str | Path | None = None, tracking: bool = True,
-                   on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
+                   *, on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
                    test_split: str | None = None) -> list[Arm]:
     """Every config with every one of `seeds` (see `run`); returns the arms."""
     return run(configs, seeds, out_dir=out_dir, tracking=tracking, on_event=on_event, journal=journal,
@@ -142,7 +143,7 @@ def run_comparison(configs: Configs, seeds: Sequence[int], out_dir: str | Path |
 
 
 def run_sequential(configs: Configs, rule: Rule, out_dir: str | Path | None = None, tracking: bool = True,
-                   on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
+                   *, on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
                    test_split: str | None = None, seeds: Sequence[int] | None = None,
                    ) -> tuple[list[Arm], list[PairOutcome]]:
     """Add paired seeds (`seeds`, default 0, 1, 2, ...) until every config is decided against

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -55,7 +57,12 @@ class Run:
     @cached_property
     def data_fingerprint(self) -> str:
         """12 hex digits over the files the run trained and validated on (`data.fingerprint`)."""
+        return self.fingerprint_later()()
+
+    def fingerprint_later(self) -> Callable[[], str]:
+        """The fingerprint as a call for later, holding the datasets and root only (not the run's
+        model): it stats every file, so a result computes it when first wanted."""
         from hybridunet.data.fingerprint import data_fingerprint
 
         datasets = [d for d in (self.train_data, self.val_data) if d is not None]
-        return data_fingerprint(datasets, self.config.data.root)
+        return functools.partial(data_fingerprint, datasets, self.config.data.root)

@@ -78,7 +78,7 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
                 break
         best = {k: v for k, v in run.best.items() if k != "epoch"}
         result = FitResult({**best, "checkpoint": str(run.out_dir / "best.safetensors")}, config, run.history,
-                           lambda: run.data_fingerprint, time.perf_counter() - start)
+                           run.fingerprint_later(), time.perf_counter() - start)
         if world.is_main:
             result["cost"] = run_cost(run, config.train.val_batch_size or config.train.batch_size)
         for cb in callbacks:
