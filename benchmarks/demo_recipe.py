@@ -36,14 +36,21 @@ CANDIDATES = {
     "s48e16": {"data.size": 48, "train.epochs": 16},
     "s48e12": {"data.size": 48, "train.epochs": 12},
     "w16e6": {"model.widths": [16, 32, 64, 128, 256], "train.epochs": 6},
+    # seeds that vary less ([3/6]): an EMA of the weights (horizon 1 / (1 - d) = 100 of the run's 400
+    # steps), and the whole validation set (50 images) for choosing the best epoch and scoring
+    "ema99": {"train.ema.decay": 0.99},
+    "fullval": {"data.limit_val": None},
 }
 
 
 def candidate_tree(changes: dict, name: str) -> dict:
     tree = copy.deepcopy(RECIPE)
     for dotted, value in changes.items():
-        section, key = dotted.split(".")
-        tree[section][key] = value
+        *sections, key = dotted.split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = value
     tree["model"]["name"] = name
     return tree
 

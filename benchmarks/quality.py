@@ -202,7 +202,7 @@ def journalled(args: argparse.Namespace, configs: list, seeds: list[int], tracki
     line per run; with `argv` and --jobs, the runs train in that many processes first."""
     hook = (lambda todo: run_in_processes(todo, args, argv)) if argv is not None and args.jobs > 1 else None
     return run(configs, seeds, tracking=tracking, journal=args.journal, test_split="test" if args.test else None,
-               seeds_per_round=len(seeds) if hook else 1, train_round=hook,
+               seeds_per_round=len(seeds) if hook else 1, train_round=hook, match_cost=args.match_cost,
                on_event=lambda event: print(describe(event), flush=True)).arms
 
 
@@ -234,6 +234,7 @@ def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict
 
     seeds = range(args.first_seed, args.first_seed + rule.max_seeds)
     result = run(configs, seeds, rule=rule, pairs=pairs, seeds_per_round=args.jobs, only_open=True,
+                 match_cost=args.match_cost,
                  train_round=(lambda todo: run_in_processes(todo, args, argv)) if args.jobs > 1 else None,
                  tracking=False, journal=args.journal, test_split="test" if args.test else None, on_event=tell)
     rule = result.rule or rule  # a journal of the earlier rule continues under it
@@ -344,6 +345,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --max-seeds: seeds FIRST, FIRST+1, ... (fresh seeds for a new protocol run)")
     parser.add_argument("--margin", type=float, default=0.01, help="the equivalence margin (with --max-seeds)")
     parser.add_argument("--pairs", nargs="+", metavar="'B - A'", help="the pairs the rule decides (default: all)")
+    parser.add_argument("--match-cost", default="none", choices=["none", "flops", "time"],
+                        help="the cheaper arms train longer so every arm spends the same FLOPs or seconds per run "
+                             "(the journal records the budgets; --jobs processes train them)")
     args = parser.parse_args(argv)
     if args.arms is None:
         args.arms = ["unet", "hybrid_unet", "hybrid_unet_resdec"] + ([] if args.max_seeds else ["smp_unet"])

@@ -137,8 +137,19 @@ class DataConfig(Section):
     limit_val: int | None = Field(None, gt=0, description="use only the first N validation samples")
 
 
+class EmaConfig(Section):
+    decay: float | None = Field(
+        None, gt=0, lt=1, description="an exponential moving average of the weights (timm's ModelEmaV3), updated "
+        "each step, evaluated and checkpointed as the model; e.g. 0.999 (default: off)")
+
+
 class TrainConfig(Section):
+    """How a run trains. `epochs`, or `steps` where given, set its length."""
+
     epochs: int = Field(10, gt=0)
+    steps: int | None = Field(
+        None, gt=0, description="total optimiser steps instead of whole epochs (the last epoch stops part-way; the "
+        "schedule spans them): how `compare --match-cost` gives the cheaper arm the same training cost")
     batch_size: int = Field(8, gt=0)
     val_batch_size: int | None = Field(None, gt=0, description="validation batch (default: batch_size)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -158,6 +169,7 @@ class TrainConfig(Section):
     out_dir: str | None = Field(None, json_schema_extra=RESUMABLE)
     overwrite: bool = Field(False, json_schema_extra=RESUMABLE)
     progress: bool = Field(True, json_schema_extra=RESUMABLE)
+    ema: EmaConfig = EmaConfig()
 
 
 class OptimConfig(Section):

@@ -47,12 +47,16 @@ RECIPE: dict[str, Any] = {
 
 
 def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seeds: int = 5,
-             budget_minutes: float | None = None) -> dict[str, Any]:
+             budget_minutes: float | None = None, match_cost: str = "none") -> dict[str, Any]:
     """Generate the synthetic data if missing, compare the two presets, print the table and
     the decision. Seeds 0, 1, 2, ... are added until the stopping rule decides, at most
     `max_seeds` (so the answer depends on no clock); with `budget_minutes`, also starting none
     that would pass that much training (which can stop it undecided); with `seeds`, exactly
-    those seeds (no decision)."""
+    those seeds (no decision). `match_cost` (`flops`, `time`): unet trains longer, so both
+    arms spend the same (`comparison.cost`)."""
+    from hybridunet.comparison.cost import check_match_cost
+
+    mode = check_match_cost(match_cost)
     if not any((DATA / "train").glob("*.jpg")):
         print(f"generating synthetic street scenes in {DATA} ...", flush=True)
     ensure_synthetic(DATA, **SYNTHETIC, workers=os.cpu_count() or 1)
@@ -64,13 +68,13 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
     outcomes: list[PairOutcome] = []
     if seeds is not None:
         print(f"training {' and '.join(ARMS)} with seeds {', '.join(map(str, seeds))} ...", flush=True)
-        arms = run_comparison(configs, seeds, tracking=tracking, on_event=_Progress(len(seeds)))
+        arms = run_comparison(configs, seeds, tracking=tracking, on_event=_Progress(len(seeds)), match_cost=mode)
     else:
         budget = f", at most {budget_minutes:g} minutes of training" if budget_minutes is not None else ""
         print(f"training {' and '.join(ARMS)} with seeds 0, 1, 2, ... until the stopping rule decides (at most "
               f"{max_seeds} seeds{budget}) ...", flush=True)
         rule = Rule(max_seeds=max_seeds, metric="dice", budget_minutes=budget_minutes)
-        arms, outcomes = run_sequential(configs, rule, tracking=tracking, on_event=_Progress(max_seeds))
+        arms, outcomes = run_sequential(configs, rule, tracking=tracking, on_event=_Progress(max_seeds), match_cost=mode)
     print()
     print(table(arms, outcomes))
     print(f"\n{len(arms[0].seeds)} seeds in {(time.perf_counter() - start) / 60:.1f} minutes")

@@ -45,7 +45,7 @@ class RunRecord:
     seconds: float | None = None
     run_id: str | None = None  # MLflow, when tracking was on
     checkpoint: str | None = None
-    cost: Mapping[str, float | None] = field(default_factory=dict)  # params_m, gflops, train/inference images/s
+    cost: Mapping[str, Any] = field(default_factory=dict)  # params_m, gflops, images/s; matched: mode, steps
 
     @property
     def key(self) -> tuple[str, int, str | None]:
@@ -177,7 +177,7 @@ class Journal:
         """Finished runs by (label, seed, config hash); the last line of a key wins."""
         runs = {}
         for number, data in self._lines():
-            if _is_rule(data):
+            if _is_header(data, "rule") or _is_header(data, "match"):
                 continue
             try:
                 record = RunRecord.from_json(data)
@@ -188,7 +188,23 @@ class Journal:
 
     def rule(self) -> dict[str, Any] | None:
         """The rule the journal's sequence runs under, or None (a new journal, or fixed seeds)."""
-        return next((dict(data["rule"]) for _, data in self._lines() if _is_rule(data)), None)
+        return next((dict(data["rule"]) for _, data in self._lines() if _is_header(data, "rule")), None)
+
+    def match(self) -> dict[str, Any] | None:
+        """The matched cost its runs trained under (`{"mode", "arms"}`), or None (none matched)."""
+        return next((dict(data["match"]) for _, data in self._lines() if _is_header(data, "match")), None)
+
+    def keep_match(self, mode: str, arms: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Check `mode` against the journal's match line; record one (`arms`: the budgets) where
+        there is none yet and runs will train matched. Returns the recorded budgets to reuse."""
+        recorded = self.match()
+        recorded_mode = recorded["mode"] if recorded else ("none" if self.records() else None)
+        if recorded_mode is not None and recorded_mode != mode:
+            raise UsageError(f"{self.path} was recorded under --match-cost {recorded_mode}; this comparison asks "
+                             f"for {mode}: use the same, or another journal")
+        if recorded is None and mode != "none" and arms is not None:
+            self._write({"match": {"mode": mode, "arms": dict(arms)}})
+        return dict(recorded["arms"]) if recorded else None
 
     def keep_rule(self, rule: Mapping[str, Any]) -> None:
         """Record `rule` in a journal that has none; refuse to continue one recorded under
@@ -231,9 +247,9 @@ class Journal:
             f.write(json.dumps(line) + "\n")
 
 
-def _is_rule(data: Any) -> bool:
-    """A sequential comparison's rule line: `{"rule": {...}}` and nothing else."""
-    return isinstance(data, dict) and set(data) == {"rule"}
+def _is_header(data: Any, kind: str) -> bool:
+    """A journal's rule line (`{"rule": {...}}`) or match line (`{"match": {...}}`), and nothing else."""
+    return isinstance(data, dict) and set(data) == {kind}
 
 
 # -- seeds ---------------------------------------------------------------------------------------

@@ -472,3 +472,88 @@ def test_an_interim_look_shows_its_repeated_interval_and_no_p_value_until_the_pa
                                   f"±{interim.equivalence_margin:.4f}")
     capped = look([(base, other)], Rule(max_seeds=6), "dice", range(6))[("a", "b")]
     assert not capped.interim and capped.as_dict()["p_value"] == capped.p > 0.05
+
+
+def test_at_matched_flops_the_cheaper_arm_trains_longer_and_every_record_says_so(tiny_config, tiny_data, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """unet against a hybrid that costs more per step: unet's steps are its own times the FLOPs
+    ratio (within one step), the hybrid keeps its own; the journal records the budgets and
+    refuses another mode; the table shows the training amount and the line says so."""
+    from hybridunet.comparison import line, run_comparison, table
+    from hybridunet.comparison.cost import base_steps, train_flops_per_step
+    from hybridunet.errors import UsageError
+
+    trained = {}
+
+    def fit(config, callbacks=()):
+        trained[(config.model.name, config.seed)] = config.train.steps
+        return fake_result(config, 0.5 + 0.01 * config.seed)
+
+    monkeypatch.setattr("hybridunet.comparison.runner.fit", fit)
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.name=hybrid_unet",
+                    "model.bottleneck_kwargs={heads: 4}")
+    journal = tmp_path / "matched.jsonl"
+    arms = run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal, match_cost="flops")
+    ratio = train_flops_per_step(b) / train_flops_per_step(a)
+    assert ratio > 1 and trained[("hybrid_unet", 0)] == base_steps(b)
+    assert abs(trained[("unet", 0)] - base_steps(a) * ratio) <= 1
+    model = {"unet": "unet", "hybrid": "hybrid_unet"}
+    for arm in arms:
+        for r in arm.records:
+            assert r.cost["match_cost"] == "flops" and r.cost["train_steps"] == trained[(model[r.label], r.seed)]
+    assert arms[0].records[0].cost["cost_multiplier"] == pytest.approx(trained[("unet", 0)] / base_steps(a))
+    unet_total = arms[0].records[0].cost["train_tflops"]
+    hybrid_total = arms[1].records[0].cost["train_tflops"]
+    assert unet_total == pytest.approx(hybrid_total, rel=1 / base_steps(a))  # the same FLOPs, within a step
+    text = table(arms)
+    assert "train steps" in text.splitlines()[0] and "at matched FLOPs:" in text
+    first = json.loads(journal.read_text().splitlines()[0])
+    assert first["match"]["mode"] == "flops" and set(first["match"]["arms"]) == {"unet", "hybrid"}
+    trained.clear()
+    again = run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal, match_cost="flops")
+    assert trained == {} and [r.cost for r in again[0].records] == [r.cost for r in arms[0].records]
+    for other in ("none", "time"):
+        with pytest.raises(UsageError, match=f"recorded under --match-cost flops; this comparison asks for {other}"):
+            run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal, match_cost=other)
+    assert main(["compare", "--configs", "a.yaml", "b.yaml", "--match-cost", "wild"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--match-cost 'wild'" in err[0]
+    assert "at matched FLOPs" in line(paired_outcome(arms))
+
+
+def paired_outcome(arms):
+    from hybridunet.comparison import paired
+
+    return paired(arms[0], arms[1], "dice").outcome()
+
+
+def test_at_matched_time_each_arm_is_timed_here_and_the_costliest_keeps_its_steps(tiny_config, tiny_data, tmp_path,
+                                                                                  monkeypatch, mlflow_store):
+    from hybridunet.comparison import line, run_sequential
+    from hybridunet.comparison.cost import base_steps, match
+    from hybridunet.comparison.rule import Rule
+    from hybridunet.tracking.runs import log_match
+
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.widths=[16,32,64]")
+    budgets = match([("a", a), ("b", b)], "time")
+    costliest = max(budgets.values(), key=lambda x: x.base_steps * x.per_step)
+    assert costliest.multiplier == 1 and all(x.multiplier >= 1 and x.per_step > 0 for x in budgets.values())
+    for x in budgets.values():
+        assert abs(x.steps * x.per_step - costliest.steps * costliest.per_step) <= x.per_step  # within a step
+    fake_training(monkeypatch, lambda lr, seed: 0.5)
+    _, (outcome,) = run_sequential([("a", a), ("b", b)], Rule(max_seeds=3), tracking=False, match_cost="time")
+    assert outcome.matched == "time" and " at matched time: equivalent" in line(outcome)
+    from hybridunet.checkpoint import read_meta
+    from hybridunet.engine import fit as real_fit
+
+    real_fit(a.model_copy(update={"train": a.train.model_copy(update={"out_dir": str(tmp_path / "real")})}))
+    assert read_meta(tmp_path / "real" / "last.safetensors")["train_state"]["scheduler"]["last_epoch"] == base_steps(a)
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("matched") or client.get_experiment(client.create_experiment("matched"))
+    run = client.create_run(experiment.experiment_id)
+    log_match(run.info.run_id, costliest.record(), b.tracking.model_copy(update={"uri": mlflow_store}))
+    logged = client.get_run(run.info.run_id).data
+    assert logged.params["match_cost"] == "time" and float(logged.params["cost_multiplier"]) == 1.0
+    assert logged.metrics["train_steps"] == costliest.steps and logged.metrics["train_tflops"] > 0

@@ -50,7 +50,9 @@ def test_train_cli_prints_metrics_json_and_eval_reproduces_it(tiny_yaml, data, t
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(crash_after, tiny_config, data, tmp_path):
-    overrides = ("train.epochs=3", "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}", "optim.name=adam")
+    """With an EMA of the weights on: the average resumes too (its tensors in last.safetensors)."""
+    overrides = ("train.epochs=3", "model.name=hybrid_unet", "model.bottleneck_kwargs={heads: 4}", "optim.name=adam",
+                 "train.ema.decay=0.9")
     whole = fit(tiny_config(data, tmp_path / "whole", *overrides))
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit(tiny_config(data, tmp_path / "split", *overrides), callbacks=[crash_after(epoch=1)])
@@ -62,7 +64,44 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(crash_after, tiny_conf
     a, _ = read_checkpoint(tmp_path / "whole" / "last.safetensors")
     b, meta = read_checkpoint(tmp_path / "split" / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(k.startswith("ema.") for k in a)
     assert [h["epoch"] for h in meta["history"]] == [0, 1, 2]
+
+
+def test_the_ema_is_the_hand_computed_average_of_the_steps_and_is_what_is_saved_and_scored(tiny_config, data, tmp_path,
+                                                                                           monkeypatch):
+    """decay d: ema_0 = the initial weights, ema_k = d ema_(k-1) + (1 - d) w_k after each step;
+    the best checkpoint holds it, and the run's scores are its scores."""
+    from hybridunet.engine import evaluate_checkpoint, training
+
+    steps, real = [], training.train_epoch
+
+    def spy(run, *args, after_step=None, **kwargs):
+        if not steps:
+            steps.append({k: v.detach().clone() for k, v in run.model.state_dict().items()})
+
+        def record(model):
+            steps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            after_step(model)
+
+        return real(run, *args, after_step=record, **kwargs)
+
+    monkeypatch.setattr(training, "train_epoch", spy)
+    decay = 0.7
+    config = tiny_config(data, tmp_path, "train.epochs=1", "data.limit_train=6", "train.batch_size=2",
+                         f"train.ema.decay={decay}")
+    result = fit(config)
+    assert len(steps) == 4  # the initial weights and 3 steps
+    expected = dict(steps[0])
+    for weights in steps[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * w if w.is_floating_point() else w
+                    for k, w in weights.items()}
+    saved, _ = read_checkpoint(tmp_path / "best.safetensors")
+    for name, value in expected.items():
+        torch.testing.assert_close(saved[f"model.{name}"], value, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(saved[f"model.{k}"], w) for k, w in steps[-1].items() if w.is_floating_point())
+    rescored = evaluate_checkpoint(result["checkpoint"])
+    assert rescored["dice"] == pytest.approx(result["dice"], abs=1e-6)
 
 
 def test_resume_refuses_a_changed_config(tiny_config, data, tmp_path):
@@ -194,3 +233,18 @@ def test_ohem_and_computed_class_weights_train(tiny_config, data, tmp_path):
     assert np.isfinite(result["loss"])
     weights = json.loads((tmp_path / "class_weights.json").read_text())["weights"]
     assert len(weights) == 19 and max(weights) <= 10
+
+
+def test_train_steps_end_the_last_epoch_part_way_and_the_schedule_spans_them(tiny_config, data, tmp_path):
+    """6 images in batches of 2: 3 steps an epoch; 5 steps are 2 epochs, the second of 2 steps,
+    and the cosine schedule reaches its end at the fifth step."""
+    import math
+
+    config = tiny_config(data, tmp_path, "data.limit_train=6", "train.batch_size=2", "train.steps=5",
+                         "sched.name=cosine", "sched.warmup_epochs=0", "optim.lr=0.01")
+    fit(config)
+    _, meta = read_checkpoint(tmp_path / "last.safetensors")
+    assert [h["epoch"] for h in meta["history"]] == [0, 1]
+    assert meta["train_state"]["scheduler"]["last_epoch"] == 5  # optimiser steps taken
+    assert meta["history"][0]["lr"] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 5)))
+    assert meta["history"][1]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -16,6 +16,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from hybridunet.errors import UsageError
 
     move_overrides(args, "configs", "seeds")
+    from hybridunet.comparison.cost import check_match_cost
+
+    match_cost = check_match_cost(args.match_cost)
     sequential = args.max_seeds is not None or args.budget is not None
     outcomes: list = []  # the rule's, for a sequential comparison
     if sequential and args.seeds:
@@ -36,10 +39,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                         budget_minutes=args.budget)
             test_split = "test" if rule.metric in (None, "test_dice", "test_miou") and _has_test(configs) else None
             arms, outcomes = run_sequential(list(zip(labels, configs)), rule, tracking=tracking, on_event=_tell,
-                                            test_split=test_split)
+                                            test_split=test_split, match_cost=match_cost)
         else:
             arms = run_comparison(list(zip(labels, configs)), parse_seeds(args.seeds or ["3"]), tracking=tracking,
-                                  on_event=_tell)
+                                  on_event=_tell, match_cost=match_cost)
     print(table(arms, outcomes))
     print_json(summary(arms, outcomes))
     return 0
@@ -105,7 +108,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hybridunet.demo import run_demo
 
     seeds = parse_seeds(args.seeds) if args.seeds else None
-    run_demo(seeds=seeds, tracking=not args.no_tracking, max_seeds=args.max_seeds, budget_minutes=args.budget)
+    run_demo(seeds=seeds, tracking=not args.no_tracking, max_seeds=args.max_seeds, budget_minutes=args.budget,
+             match_cost=args.match_cost)
     return 0
 
 
@@ -125,6 +129,9 @@ def add_commands(commands: Subcommands) -> None:
                               "unless --max-seeds)")
     compare.add_argument("--metric", choices=METRICS,
                          help="sequential: what decides (default: test_dice where the data has test/, else dice)")
+    compare.add_argument("--match-cost", default="none", metavar="none|flops|time",
+                         help="give the cheaper config more steps so every config spends the same training FLOPs "
+                              "(flops) or seconds on this machine (time, timed at the start); default none")
     compare.add_argument("--experiment", help="instead: compare finished runs of this MLflow experiment by label")
     compare.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every config")
     compare.set_defaults(func=cmd_compare)
@@ -158,5 +165,7 @@ def add_commands(commands: Subcommands) -> None:
     demo.add_argument("--budget", type=float, metavar="MINUTES",
                       help="also start no seed that would pass this much training: a budget can stop the demo "
                            "undecided, and then its answer depends on the machine's speed (default: none)")
+    demo.add_argument("--match-cost", default="none", metavar="none|flops|time",
+                      help="unet trains longer so both arms spend the same FLOPs or seconds (default none: equal epochs)")
     demo.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     demo.set_defaults(func=cmd_demo)

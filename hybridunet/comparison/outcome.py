@@ -33,6 +33,7 @@ class PairOutcome:
     left_out: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # label -> seeds only it has
     cap: int | None = None  # the rule's max_seeds
     method: Method | None = None  # the rule's method (`sequential.METHODS`)
+    matched: str = "none"  # the arms trained at matched cost: none, flops or time (`comparison.cost`)
 
     @property
     def interim(self) -> bool:

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from hybridunet.comparison.cost import WORDS
 from hybridunet.comparison.events import BudgetStop, Event, Looked, OldRule, RunDone
 from hybridunet.comparison.outcome import PairOutcome
 from hybridunet.comparison.stats import (
     COST_KEYS,
+    TRAINING_KEYS,
     all_scored_on_test,
     cost_means,
     deciding_metric,
@@ -24,6 +26,7 @@ from hybridunet.comparison.stats import (
 from hybridunet.results import METRICS, Arm
 
 COST_COLUMNS = (("params M", 8, ".2f"), ("GFLOPs", 7, ".2f"), ("train img/s", 11, ".1f"), ("infer img/s", 11, ".1f"))
+TRAINING_COLUMNS = (("train steps", 11, ".0f"), ("train TFLOPs", 12, ".2f"), ("x steps", 7, ".2f"))
 
 
 def interval(o: PairOutcome, detectable: bool = False) -> str:
@@ -54,7 +57,8 @@ def verdict(o: PairOutcome, detectable: bool = True) -> str:
 
 def line(o: PairOutcome, detectable: bool = True) -> str:
     """The pair as one line: `dice b - a: ...`, with the seeds a missing score left out."""
-    text = f"{o.metric} {o.b} - {o.a}: {verdict(o, detectable)}"
+    at = f" {WORDS[o.matched]}" if o.matched in WORDS else ""
+    text = f"{o.metric} {o.b} - {o.a}{at}: {verdict(o, detectable)}"
     for label, seeds in o.left_out.items():
         text += f"; seeds {list(seeds)} of {label} left out (the other arm lacks {o.metric} there)"
     return text
@@ -79,9 +83,12 @@ def table(arms: Sequence[Arm], outcomes: Sequence[PairOutcome] = ()) -> str:
     """The comparison as plain text: mean ± std per arm, paired differences (or, for a
     sequential comparison, the rule's outcomes), per-class Dice."""
     test = any(a.has("test_dice") for a in arms)
+    matched = any("train_steps" in r.cost for a in arms for r in a.records)  # the training amount, where matched
+    columns = COST_COLUMNS + (TRAINING_COLUMNS if matched else ())
+    keys = COST_KEYS + (TRAINING_KEYS if matched else ())
     head = f"{'config':<24} {'seeds':>5} {'val Dice':>17} {'val mIoU':>17}"
     lines = [head + (f" {'test Dice':>17}" if test else "") + f" {'s/run':>7}" +
-             "".join(f" {title:>{width}}" for title, width, _ in COST_COLUMNS)]
+             "".join(f" {title:>{width}}" for title, width, _ in columns)]
     for arm in arms:
         seconds = f"{np.mean(arm.seconds):.0f}" if arm.seconds else "-"
         row = (f"{arm.label:<24} {len(arm.records):>5} {mean_std(list(arm.values('dice').values())):>17} "
@@ -91,7 +98,7 @@ def table(arms: Sequence[Arm], outcomes: Sequence[PairOutcome] = ()) -> str:
         cost = cost_means(arm)
         row += f" {seconds:>7}" + "".join(
             f" {format(cost[key], spec) if key in cost else '-':>{width}}" for (_, width, spec), key in
-            zip(COST_COLUMNS, COST_KEYS))
+            zip(columns, keys))
         lines.append(row)
     if outcomes:
         lines += [line(o) for o in outcomes]

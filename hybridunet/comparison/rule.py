@@ -87,7 +87,7 @@ class Rule:
 
 
 def look(pairs: Sequence[tuple[Arm, Arm]], rule: Rule, metric: str, seen: Sequence[int],
-         before: Mapping[PairKey, PairOutcome] | None = None) -> dict[PairKey, PairOutcome]:
+         before: Mapping[PairKey, PairOutcome] | None = None, matched: str = "none") -> dict[PairKey, PairOutcome]:
     """One look of the rule at the seeds `seen` so far, for every pair of the family (`b - a`)
     not decided `before`; each is tested at its share of the level, so its interval holds
     simultaneously over the family and its p-value is the family's. Returns every pair's
@@ -111,5 +111,5 @@ def look(pairs: Sequence[tuple[Arm, Arm]], rule: Rule, metric: str, seen: Sequen
             a.label, b.label, metric, tuple(d.seeds[i] for i in used), diffs[:result.n], result.mean, result.ci,
             min(1.0, result.p_value * rule.level / level),  # against the family's level, as the decision is
             decision=result.decision, margin=rule.margin, equivalence_margin=result.equivalence_margin,
-            cap=rule.max_seeds, method=rule.method)
+            cap=rule.max_seeds, method=rule.method, matched=matched)
     return outcomes

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from hybridunet.comparison.cost import Budget, MatchCost, as_journal, check_match_cost, match, with_budget
 from hybridunet.comparison.events import BudgetStop, Event, Looked, OldRule, RunDone
 from hybridunet.comparison.outcome import PairOutcome
 from hybridunet.comparison.rule import PairKey, Rule, look
@@ -57,6 +58,7 @@ def run(
     journal: str | Path | None = None,
     test_split: str | None = None,
     on_event: Callable[[Event], None] | None = None,
+    match_cost: MatchCost = "none",
 ) -> Comparison:
     """Train every (label, config) with each of `seeds`, in order, a round of `seeds_per_round`
     seeds at a time; every arm within a seed, so a cut-off comparison still pairs.
@@ -78,6 +80,9 @@ def run(
             is asked for) is read back instead of trained. With a rule it records the rule.
         test_split: each run's best checkpoint (chosen on val) is also scored there.
         on_event: receives each `RunDone`, `Looked` and `BudgetStop` as it happens.
+        match_cost: `flops` or `time`: the cheaper arms train longer (`train.steps`) so every
+            arm spends what the costliest does (`comparison.cost`); a journal records the
+            budgets, and refuses to continue under another mode.
 
     Returns:
         The arms and, with a rule, its outcome per pair.
@@ -95,13 +100,21 @@ def run(
     book = Journal(journal) if journal is not None else None
     if train_round is not None and book is None:
         raise ValueError("train_round trains into a journal: give journal=")
+    budgets: dict[str, Budget] = {}
+    match_cost = check_match_cost(match_cost)
+    recorded = book.keep_match(match_cost, None) if book is not None else None
+    if match_cost != "none":
+        budgets = match(configs, match_cost, recorded)
+        if book is not None and recorded is None:
+            book.keep_match(match_cost, as_journal(budgets))
+        configs = [(label, with_budget(config, budgets[label])) for label, config in configs]
     if rule is not None and book is not None:
         rule = rule.as_recorded(book.rule())
         if rule.method == "bonferroni" and on_event is not None:
             on_event(OldRule(book.path))
         book.keep_rule(rule.journal_entry())
     session = _Session(list(configs), book, test_split, on_event, len(configs) * len(seeds),
-                       Path(out_dir or Path("outputs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"))
+                       Path(out_dir or Path("outputs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"), budgets)
     with _tracked(session, tracking, None if rule is not None else seeds) as tracker:
         session.tracker = tracker
         outcomes: dict[PairKey, PairOutcome] = {}
@@ -123,7 +136,8 @@ def run(
                     continue
                 assert metric is not None
                 arms = session.by_label()
-                outcomes = look([(arms[a], arms[b]) for a, b in family], rule, metric, seeds[:done], outcomes)
+                outcomes = look([(arms[a], arms[b]) for a, b in family], rule, metric, seeds[:done], outcomes,
+                                matched=match_cost)
                 session.tell(Looked(tuple(seeds[:done]), tuple(outcomes[p] for p in open_pairs if p in outcomes)))
                 open_pairs = [p for p in family if not (p in outcomes and outcomes[p].decided)]
                 if not open_pairs:
@@ -136,22 +150,22 @@ def run(
 
 def run_comparison(configs: Configs, seeds: Sequence[int], out_dir: str | Path | None = None, tracking: bool = True,
                    *, on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
-                   test_split: str | None = None) -> list[Arm]:
+                   test_split: str | None = None, match_cost: MatchCost = "none") -> list[Arm]:
     """Every config with every one of `seeds` (see `run`); returns the arms."""
     return run(configs, seeds, out_dir=out_dir, tracking=tracking, on_event=on_event, journal=journal,
-               test_split=test_split).arms
+               test_split=test_split, match_cost=match_cost).arms
 
 
 def run_sequential(configs: Configs, rule: Rule, out_dir: str | Path | None = None, tracking: bool = True,
                    *, on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
                    test_split: str | None = None, seeds: Sequence[int] | None = None,
-                   ) -> tuple[list[Arm], list[PairOutcome]]:
+                   match_cost: MatchCost = "none") -> tuple[list[Arm], list[PairOutcome]]:
     """Add paired seeds (`seeds`, default 0, 1, 2, ...) until every config is decided against
     the first (better, worse or equivalent within `rule.margin`, at `rule.level` split over
     the pairs), or the cap or budget is reached; the open pairs are then undecided. The rule
     is `hybridunet.sequential`'s; its p-values and intervals are valid under this stopping."""
     found = run(configs, range(rule.max_seeds) if seeds is None else seeds, rule=rule, out_dir=out_dir,
-                tracking=tracking, on_event=on_event, journal=journal, test_split=test_split)
+                tracking=tracking, on_event=on_event, journal=journal, test_split=test_split, match_cost=match_cost)
     return found.arms, found.outcomes
 
 
@@ -165,6 +179,7 @@ class _Session:
     on_event: Callable[[Event], None] | None
     total: int
     out_dir: Path
+    budgets: dict[str, Budget] = field(default_factory=dict)  # label -> its matched budget, if matched
     tracker: TrackedComparison | None = None
     arms: list[Arm] = field(init=False)
     curves: Curves = field(default_factory=dict)
@@ -225,6 +240,11 @@ class _Session:
         start = time.perf_counter()
         result = fit(run_config, callbacks=callbacks)  # timed whole: cost figures and tracking included
         record = replace(result.record, label=label, config_hash=config.result_hash(), seconds=time.perf_counter() - start)
+        if label in self.budgets:
+            entries = self.budgets[label].record()
+            record = replace(record, cost={**record.cost, **entries})
+            if self.tracker is not None and record.run_id:
+                self.tracker.log_match(record.run_id, entries, run_config)
         if self.test_split:
             from hybridunet.engine import evaluate_checkpoint
 

@@ -16,6 +16,7 @@ from hybridunet.results import METRICS, Arm
 
 PAIRED_METRICS = ("dice", "miou", "test_dice")  # what a table pairs (test_dice where scored); all in METRICS
 COST_KEYS = ("params_m", "gflops", "train_images_per_s", "inference_images_per_s")  # a run's `cost`
+TRAINING_KEYS = ("train_steps", "train_tflops", "cost_multiplier")  # what a run at matched cost trained
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Paired:
     seeds: tuple[int, ...]
     diffs: tuple[float, ...]
     left_out: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # label -> seeds only it has
+    matched: str = "none"  # every run of both arms trained at this matched cost (`comparison.cost`)
 
     @property
     def mean(self) -> float:
@@ -80,7 +82,7 @@ class Paired:
     def outcome(self) -> PairOutcome:
         """The fixed seeds' outcome: no decision, the paired t interval and test."""
         return PairOutcome(self.a, self.b, self.metric, self.seeds, self.diffs, self.mean, self.ci95, self.p_value,
-                           detectable=self.detectable, left_out=self.left_out)
+                           detectable=self.detectable, left_out=self.left_out, matched=self.matched)
 
 
 def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
@@ -89,8 +91,9 @@ def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
     seeds = tuple(s for s in b.seeds if s in va and s in vb)
     left_out = {arm.label: tuple(s for s in arm.seeds if s in values and s not in seeds)
                 for arm, values in ((a, va), (b, vb))}
+    modes = {str(r.cost.get("match_cost", "none")) for arm in (a, b) for r in arm.records}
     return Paired(a.label, b.label, metric, seeds, tuple(vb[s] - va[s] for s in seeds),
-                  {k: v for k, v in left_out.items() if v})
+                  {k: v for k, v in left_out.items() if v}, modes.pop() if len(modes) == 1 else "none")
 
 
 def pair_outcomes(arms: Sequence[Arm], outcomes: Sequence[PairOutcome] = ()) -> list[PairOutcome]:
@@ -136,7 +139,7 @@ def paired_metrics(arms: Sequence[Arm]) -> tuple[str, ...]:
 def cost_means(arm: Arm) -> dict[str, float]:
     """The mean of each cost figure over the arm's runs that logged it."""
     out = {}
-    for key in COST_KEYS:
+    for key in COST_KEYS + TRAINING_KEYS:
         values = [v for r in arm.records if (v := r.cost.get(key)) is not None]
         if values:
             out[key] = float(np.mean(values))

@@ -36,6 +36,11 @@ class TrackedComparison:
     def log_test(self, run_id: str, test: Mapping[str, Any], run_config: ExperimentConfig) -> None:
         log_test_scores(run_id, test, run_config.tracking)
 
+    def log_match(self, run_id: str, entries: Mapping[str, Any], run_config: ExperimentConfig) -> None:
+        from hybridunet.tracking.runs import log_match
+
+        log_match(run_id, entries, run_config.tracking)
+
     def finish(self, arms: Sequence[Arm], outcomes: Sequence[PairOutcome],
                curves: Mapping[str, Mapping[int, list[float]]]) -> None:
         """Each arm's best seed logs its model, and the parent the comparison at a glance."""

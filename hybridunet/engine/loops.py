@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -84,16 +84,22 @@ def evaluate(
 
 
 def train_epoch(run, model: nn.Module, loader, loss_fn: nn.Module, optimizer, scheduler, scaler,
-                epoch: int) -> dict[str, float]:
-    """One epoch of optimiser steps; returns train_loss, train_dice, lr and images_per_s."""
+                epoch: int, after_step: Callable[[nn.Module], None] | None = None, steps: int | None = None,
+                epochs: int | None = None) -> dict[str, float]:
+    """One epoch of optimiser steps (the first `steps` only, where given); returns train_loss,
+    train_dice, lr and images_per_s. `after_step(run.model)` follows each step (an EMA of the
+    weights); `epochs` is the run's count, for the progress bar."""
     t, device, precision = run.config.train, run.device, run.precision
     model.train()
     loader.sampler.set_epoch(epoch)
     cm = ConfusionMatrix(run.config.model.num_classes, device=device)
     loss_sum, seen, start = 0.0, 0, time.perf_counter()
     show = t.progress and distributed.is_main()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, file=sys.stderr, leave=False)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs or t.epochs}", disable=not show, file=sys.stderr, leave=False,
+               total=steps if steps is not None else None)
     for step, (x, y) in enumerate(bar):
+        if steps is not None and step >= steps:
+            break
         x = x.to(device, non_blocking=True, memory_format=precision.memory_format)
         y = y.to(device, non_blocking=True)
         with precision.autocast(device):
@@ -115,6 +121,8 @@ def train_epoch(run, model: nn.Module, loader, loss_fn: nn.Module, optimizer, sc
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if after_step is not None:
+            after_step(run.model)
         loss_sum += float(loss.detach()) * len(x)
         seen += len(x)
         cm.update(logits.detach(), y)

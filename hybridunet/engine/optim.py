@@ -24,7 +24,7 @@ def build_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.O
 def lr_factor(config: ExperimentConfig, steps_per_epoch: int) -> Callable[[int], float]:
     """The multiplier of the base learning rate at each optimiser step (warm-up, then the schedule)."""
     s = config.sched
-    total = config.train.epochs * steps_per_epoch
+    total = config.train.steps or config.train.epochs * steps_per_epoch
     warmup = int(s.warmup_epochs * steps_per_epoch)
 
     def factor(step: int) -> float:

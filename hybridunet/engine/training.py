@@ -69,7 +69,7 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
         for cb in callbacks:
             cb.on_fit_start(run)
         stale = 0
-        for epoch in range(run.start_epoch, config.train.epochs):
+        for epoch in range(run.start_epoch, t.epochs):
             metrics = {**t.train(run, epoch), **t.validate(run), "epoch": epoch}
             stale = 0 if t.record(run, epoch, metrics) else stale + 1
             for cb in callbacks:
@@ -128,6 +128,23 @@ class _Training:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
+    ema: Any = None  # timm's ModelEmaV3 of raw_model, with train.ema.decay
+
+    @property
+    def epochs(self) -> int:
+        """Epochs to run: train.epochs, or as many as train.steps begin."""
+        steps = self.config.train.steps
+        return self.config.train.epochs if steps is None else -(-steps // len(self.train_loader))
+
+    def steps_in(self, epoch: int) -> int | None:
+        """Optimiser steps in `epoch` when train.steps ends it part-way, else None (the whole loader)."""
+        steps = self.config.train.steps
+        return None if steps is None else min(len(self.train_loader), steps - epoch * len(self.train_loader))
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """What is validated and saved as the model: the weights' moving average when on."""
+        return self.ema.module if self.ema is not None else self.raw_model
 
     @classmethod
     def assemble(cls, config, world, device, precision) -> _Training:
@@ -145,9 +162,14 @@ class _Training:
             model = nn.parallel.DistributedDataParallel(raw_model, device_ids=[device.index] if device.type == "cuda" else None)
         model = torch.compile(model) if t.compile else model
         optimizer = build_optimizer(config, raw_model)
+        ema = None
+        if t.ema.decay is not None:
+            from timm.utils import ModelEmaV3
+
+            ema = ModelEmaV3(raw_model, decay=t.ema.decay)
         return cls(config, world, raw_model, model, train_loader, val_loader, None,  # the loss: once the run folder is
                    optimizer, build_scheduler(config, optimizer, len(train_loader)),   # there (its class weights)
-                   torch.amp.GradScaler("cuda", enabled=precision.amp == "fp16"))
+                   torch.amp.GradScaler("cuda", enabled=precision.amp == "fp16"), ema)
 
     def meta(self, run: Run) -> dict[str, Any]:
         c = self.config
@@ -165,20 +187,23 @@ class _Training:
         if changes:
             raise ConfigError(f"cannot resume {run.out_dir} with a different config: " + "; ".join(changes))
         self.raw_model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        if self.ema is not None:
+            self.ema.module.load_state_dict({k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")})
         restore(tensors, meta["train_state"], self.optimizer, self.scheduler, self.scaler)
         run.start_epoch, run.history, run.best = meta["epoch"] + 1, meta["history"], meta["best"]
         run.info.update(meta.get("info", {}))
 
     def train(self, run: Run, epoch: int) -> dict[str, float]:
         metrics = train_epoch(run, self.model, self.train_loader, self.loss_fn, self.optimizer, self.scheduler,
-                              self.scaler, epoch)
+                              self.scaler, epoch, after_step=self.ema.update if self.ema is not None else None,
+                              steps=self.steps_in(epoch), epochs=self.epochs)
         distributed.sync_buffers(self.raw_model)
         return metrics
 
     def validate(self, run: Run) -> dict[str, Any]:
         run.val_confusion = ConfusionMatrix(self.config.model.num_classes, class_names=run.class_names,
                                             device=run.device)
-        val = evaluate(self.raw_model, self.val_loader, self.config.model.num_classes, self.loss_fn,
+        val = evaluate(self.evaluated, self.val_loader, self.config.model.num_classes, self.loss_fn,
                        run.class_names, run.device, run.precision, cm=run.val_confusion, keep=run.keep_val_samples)
         run.val_samples = val.pop("samples", None)
         return {f"val_{k}": v for k, v in val.items()}
@@ -194,9 +219,11 @@ class _Training:
         if self.world.is_main:
             meta = self.meta(run)
             if improved:
-                save_checkpoint(run.out_dir / "best.safetensors", self.raw_model,
+                save_checkpoint(run.out_dir / "best.safetensors", self.evaluated,
                                 {**meta, "epoch": epoch, "metrics": run.best})
             tensors, plain = capture(self.optimizer, self.scheduler, self.scaler)
+            if self.ema is not None:  # the training weights are the model; the average resumes beside them
+                tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
             save_checkpoint(run.out_dir / "last.safetensors", self.raw_model,
                             {**meta, "epoch": epoch, "metrics": json_safe(val), "history": run.history,
                              "best": run.best, "train_state": plain, "info": run.info},

@@ -56,3 +56,19 @@ def images_per_second(model: nn.Module, input_size: tuple[int, int, int], batch:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def count_train_flops(model: nn.Module, input_size: tuple[int, int, int] = (3, 256, 256)) -> int:
+    """Training FLOPs for one image: forward and backward of a training step (torch.utils.flop_counter)."""
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.train()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            out = model(torch.zeros(1, *input_size, device=device))
+            out = out[0] if isinstance(out, tuple) else out
+            out.float().sum().backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return counter.get_total_flops()

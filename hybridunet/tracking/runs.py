@@ -54,6 +54,17 @@ def log_test_scores(run_id: str, metrics: Mapping[str, Any], config: TrackingCon
     make_client(tracking_uri(config)).log_batch(run_id, metrics=rows)
 
 
+def log_match(run_id: str, entries: Mapping[str, Any], config: TrackingConfig) -> None:
+    """A run trained at matched cost: the mode and multiplier as params, its steps and
+    training TFLOPs as metrics."""
+    from mlflow.entities import Param
+
+    now = int(time.time() * 1000)
+    params = [Param(k, str(entries[k])) for k in ("match_cost", "cost_multiplier")]
+    rows = [Metric(k, float(entries[k]), now, 0) for k in ("train_steps", "train_tflops")]
+    make_client(tracking_uri(config)).log_batch(run_id, metrics=rows, params=params)
+
+
 def trial_runs(config: TrackingConfig, study: str, number: int) -> list[dict[str, Any]]:
     """The FINISHED training runs of trial `number` of `study` (one per seed; a pruned one
     too): run_id, best_val_dice (None where pruned) and checkpoint (in the run's out_dir)."""
