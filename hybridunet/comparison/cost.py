@@ -116,6 +116,10 @@ def match(configs: Sequence[tuple[str, ExperimentConfig]], mode: MatchCost,
     step) is every arm's; `recorded` (a journal's) is reused so a continued comparison trains
     what it began with."""
     if recorded:
+        missing = [label for label, _ in configs if label not in recorded]
+        if missing:
+            raise UsageError(f"the journal's budgets are for {sorted(recorded)}, not for {missing}: "
+                             "use another journal for another set of arms")
         return {label: Budget(**dict(recorded[label])) for label, _ in configs}
     flops = {label: train_flops_per_step(config) for label, config in configs}
     costs = {label: (base_steps(config), flops[label] if mode == "flops" else seconds_per_step(config))
