@@ -25,6 +25,9 @@ from hybridunet.registry import Registry
 # Marks a key that may change on --resume and does not enter the result-changing hash:
 # it changes how a run is done or seen, never what it computes.
 RESUMABLE = {"resumable": True}
+# Marks a key added after journals were written: at its default (today's behaviour) it stays out
+# of the result hash, so the runs of every recipe keep their hash; set, it enters it.
+LATER = {"hashed_when_set": True}
 
 
 class Section(BaseModel):
@@ -139,8 +142,9 @@ class DataConfig(Section):
 
 class EmaConfig(Section):
     decay: float | None = Field(
-        None, gt=0, lt=1, description="an exponential moving average of the weights (timm's ModelEmaV3), updated "
-        "each step, evaluated and checkpointed as the model; e.g. 0.999 (default: off)")
+        None, gt=0, lt=1, description="an exponential moving average of the weights (timm's ModelEmaV3, with its "
+        "warm-up), updated each step, evaluated and checkpointed as the model; e.g. 0.999 (default: off)",
+        json_schema_extra=LATER)
 
 
 class TrainConfig(Section):
@@ -149,7 +153,8 @@ class TrainConfig(Section):
     epochs: int = Field(10, gt=0)
     steps: int | None = Field(
         None, gt=0, description="total optimiser steps instead of whole epochs (the last epoch stops part-way; the "
-        "schedule spans them): how `compare --match-cost` gives the cheaper arm the same training cost")
+        "schedule spans them): how `compare --match-cost` gives the cheaper arm the same training cost",
+        json_schema_extra=LATER)
     batch_size: int = Field(8, gt=0)
     val_batch_size: int | None = Field(None, gt=0, description="validation batch (default: batch_size)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -237,8 +242,9 @@ class ExperimentConfig(Section):
     def result_changing(self) -> dict[str, Any]:
         """The recipe: the flat keys that change what a run computes, but the seed (runs of
         one recipe differ in it) and the resumable keys."""
-        resumable = resumable_keys()
-        return {k: v for k, v in self.flat().items() if not k.startswith(resumable) and k not in ("name", "seed")}
+        resumable, later = resumable_keys(), later_keys()
+        return {k: v for k, v in self.flat().items() if not k.startswith(resumable) and k not in ("name", "seed")
+                and not (k in later and v == later[k])}
 
     def result_hash(self) -> str:
         """A short hash of `result_changing()`: equal for the runs of one recipe, whatever their seed."""
@@ -257,6 +263,19 @@ def resumable_keys(section: type[BaseModel] = ExperimentConfig, prefix: str = ""
         elif isinstance(kind, type) and issubclass(kind, BaseModel):
             keys.extend(resumable_keys(kind, f"{prefix}{name}."))
     return tuple(keys)
+
+
+def later_keys(section: type[BaseModel] = ExperimentConfig, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> default of the fields marked LATER (out of the hash at their default)."""
+    keys: dict[str, Any] = {}
+    for name, info in section.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        kind = info.annotation
+        if extra.get("hashed_when_set"):
+            keys[f"{prefix}{name}"] = info.default
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys.update(later_keys(kind, f"{prefix}{name}."))
+    return keys
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -53,3 +53,14 @@ def test_the_result_hash_of_every_shipped_recipe_is_pinned(tiny_yaml):
 
     recipes = sorted(tiny_yaml.parent.glob("*.yaml"))
     assert {p.stem: load_config(p).result_hash() for p in recipes} == SHIPPED
+
+
+def test_keys_added_later_stay_out_of_the_hash_at_their_default_and_enter_it_when_set(tiny_yaml):
+    """train.steps and train.ema.decay: the pinned hashes above (and the reference journals,
+    tests/test_benchmarks.py) stay, and a run that sets one is another recipe."""
+    from hybridunet.config import load_config
+
+    base = load_config(tiny_yaml)
+    assert "train.steps" not in base.result_changing() and "train.ema.decay" not in base.result_changing()
+    for override in ("train.steps=7", "train.ema.decay=0.99"):
+        assert load_config(tiny_yaml, [override]).result_hash() != base.result_hash()

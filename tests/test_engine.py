@@ -70,8 +70,9 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(crash_after, tiny_conf
 
 def test_the_ema_is_the_hand_computed_average_of_the_steps_and_is_what_is_saved_and_scored(tiny_config, data, tmp_path,
                                                                                            monkeypatch):
-    """decay d: ema_0 = the initial weights, ema_k = d ema_(k-1) + (1 - d) w_k after each step;
-    the best checkpoint holds it, and the run's scores are its scores."""
+    """decay d with timm's warm-up: after step k the average is d_k ema + (1 - d_k) w_k, with
+    d_k = min(d, 1 - k^(-2/3)) (0 at the first step: a copy); the best checkpoint holds it,
+    and the run's scores are its scores."""
     from hybridunet.engine import evaluate_checkpoint, training
 
     steps, real = [], training.train_epoch
@@ -93,9 +94,10 @@ def test_the_ema_is_the_hand_computed_average_of_the_steps_and_is_what_is_saved_
     result = fit(config)
     assert len(steps) == 4  # the initial weights and 3 steps
     expected = dict(steps[0])
-    for weights in steps[1:]:
-        expected = {k: decay * expected[k] + (1 - decay) * w if w.is_floating_point() else w
-                    for k, w in weights.items()}
+    for k, weights in enumerate(steps[1:], 1):
+        d = min(decay, 1 - k ** (-2 / 3)) if k > 1 else 0.0
+        expected = {name: d * expected[name] + (1 - d) * w if w.is_floating_point() else w
+                    for name, w in weights.items()}
     saved, _ = read_checkpoint(tmp_path / "best.safetensors")
     for name, value in expected.items():
         torch.testing.assert_close(saved[f"model.{name}"], value, rtol=1e-5, atol=1e-6)

@@ -166,7 +166,9 @@ class _Training:
         if t.ema.decay is not None:
             from timm.utils import ModelEmaV3
 
-            ema = ModelEmaV3(raw_model, decay=t.ema.decay)
+            # with timm's warm-up: the decay grows with the steps taken, 1 - (1 + step)^(-2/3), up to
+            # train.ema.decay, so a short run is not an average dominated by its initial weights
+            ema = ModelEmaV3(raw_model, decay=t.ema.decay, use_warmup=True)
         return cls(config, world, raw_model, model, train_loader, val_loader, None,  # the loss: once the run folder is
                    optimizer, build_scheduler(config, optimizer, len(train_loader)),   # there (its class weights)
                    torch.amp.GradScaler("cuda", enabled=precision.amp == "fp16"), ema)
@@ -195,10 +197,13 @@ class _Training:
 
     def train(self, run: Run, epoch: int) -> dict[str, float]:
         metrics = train_epoch(run, self.model, self.train_loader, self.loss_fn, self.optimizer, self.scheduler,
-                              self.scaler, epoch, after_step=self.ema.update if self.ema is not None else None,
+                              self.scaler, epoch, after_step=self._update_ema if self.ema is not None else None,
                               steps=self.steps_in(epoch), epochs=self.epochs)
         distributed.sync_buffers(self.raw_model)
         return metrics
+
+    def _update_ema(self, model: nn.Module) -> None:
+        self.ema.update(model, step=self.scheduler.last_epoch)  # optimiser steps so far (resumed with the scheduler)
 
     def validate(self, run: Run) -> dict[str, Any]:
         run.val_confusion = ConfusionMatrix(self.config.model.num_classes, class_names=run.class_names,
