@@ -227,6 +227,10 @@ def sequential(args: argparse.Namespace, configs: list, argv: list[str]) -> dict
     rule = Rule(args.max_seeds, args.min_seeds, args.margin, metric=metric)
     pairs = rule_pairs(args, [label for label, _ in configs])
     threads = 1 if args.jobs > 1 else (os.cpu_count() or 1)
+    if args.jobs > 1 and args.match_cost == "time":
+        import torch
+
+        torch.set_num_threads(threads)  # time each arm's step as the --jobs processes will train it
 
     def tell(event) -> None:
         if isinstance(event, (Looked, OldRule)) or (isinstance(event, RunDone) and event.source == "trained"):

@@ -190,21 +190,17 @@ class Journal:
         """The rule the journal's sequence runs under, or None (a new journal, or fixed seeds)."""
         return next((dict(data["rule"]) for _, data in self._lines() if _is_header(data, "rule")), None)
 
-    def match(self) -> dict[str, Any] | None:
-        """The matched cost its runs trained under (`{"mode", "arms"}`), or None (none matched)."""
-        return next((dict(data["match"]) for _, data in self._lines() if _is_header(data, "match")), None)
+    def match(self, mode: str) -> dict[str, Any] | None:
+        """The budgets (label -> `comparison.cost.Budget` fields) its runs at matched `mode`
+        trained under, or None. One journal holds several modes: the costliest arm's runs
+        are the same in each, and are shared."""
+        lines = (data["match"] for _, data in self._lines() if _is_header(data, "match"))
+        return next((dict(line["arms"]) for line in lines if line.get("mode") == mode), None)
 
-    def keep_match(self, mode: str, arms: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """Check `mode` against the journal's match line; record one (`arms`: the budgets) where
-        there is none yet and runs will train matched. Returns the recorded budgets to reuse."""
-        recorded = self.match()
-        recorded_mode = recorded["mode"] if recorded else ("none" if self.records() else None)
-        if recorded_mode is not None and recorded_mode != mode:
-            raise UsageError(f"{self.path} was recorded under --match-cost {recorded_mode}; this comparison asks "
-                             f"for {mode}: use the same, or another journal")
-        if recorded is None and mode != "none" and arms is not None:
+    def keep_match(self, mode: str, arms: Mapping[str, Any]) -> None:
+        """Record the budgets of `mode` (measured once, before the first seed)."""
+        if self.match(mode) is None:
             self._write({"match": {"mode": mode, "arms": dict(arms)}})
-        return dict(recorded["arms"]) if recorded else None
 
     def keep_rule(self, rule: Mapping[str, Any]) -> None:
         """Record `rule` in a journal that has none; refuse to continue one recorded under

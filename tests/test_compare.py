@@ -496,12 +496,13 @@ def test_at_matched_flops_the_cheaper_arm_trains_longer_and_every_record_says_so
     journal = tmp_path / "matched.jsonl"
     arms = run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal, match_cost="flops")
     ratio = train_flops_per_step(b) / train_flops_per_step(a)
-    assert ratio > 1 and trained[("hybrid_unet", 0)] == base_steps(b)
+    assert ratio > 1 and trained[("hybrid_unet", 0)] is None  # the costliest arm's recipe as it is
     assert abs(trained[("unet", 0)] - base_steps(a) * ratio) <= 1
-    model = {"unet": "unet", "hybrid": "hybrid_unet"}
-    for arm in arms:
+    unet, hybrid = arms
+    assert unet.label == f"unet@{trained[('unet', 0)] / base_steps(a):.2f}x-flops" and hybrid.label == "hybrid"
+    for arm, model, mode in ((unet, "unet", "flops"), (hybrid, "hybrid_unet", "none")):  # the costliest: unmatched
         for r in arm.records:
-            assert r.cost["match_cost"] == "flops" and r.cost["train_steps"] == trained[(model[r.label], r.seed)]
+            assert r.cost["match_cost"] == mode and r.cost["train_steps"] == (trained[(model, r.seed)] or base_steps(b))
     assert arms[0].records[0].cost["cost_multiplier"] == pytest.approx(trained[("unet", 0)] / base_steps(a))
     unet_total = arms[0].records[0].cost["train_tflops"]
     hybrid_total = arms[1].records[0].cost["train_tflops"]
@@ -513,9 +514,12 @@ def test_at_matched_flops_the_cheaper_arm_trains_longer_and_every_record_says_so
     trained.clear()
     again = run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal, match_cost="flops")
     assert trained == {} and [r.cost for r in again[0].records] == [r.cost for r in arms[0].records]
-    for other in ("none", "time"):
-        with pytest.raises(UsageError, match=f"recorded under --match-cost flops; this comparison asks for {other}"):
-            run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal, match_cost=other)
+    # unmatched, the costliest arm's runs are shared; only unet trains again, at its own steps
+    run_comparison([("unet", a), ("hybrid", b)], [0, 1], tracking=False, journal=journal)
+    assert trained == {("unet", 0): None, ("unet", 1): None}
+    with pytest.raises(UsageError, match="budget for unet was measured on a recipe of"):
+        longer = a.model_copy(update={"train": a.train.model_copy(update={"epochs": a.train.epochs + 1})})
+        run_comparison([("unet", longer), ("hybrid", b)], [0], tracking=False, journal=journal, match_cost="flops")
     assert main(["compare", "--configs", "a.yaml", "b.yaml", "--match-cost", "wild"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--match-cost 'wild'" in err[0]
@@ -536,7 +540,7 @@ def test_at_matched_time_each_arm_is_timed_here_and_the_costliest_keeps_its_step
     from hybridunet.tracking.runs import log_match
 
     a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
-    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.widths=[16,32,64]")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.widths=[32,64,128]")  # far costlier
     budgets = match([("a", a), ("b", b)], "time")
     costliest = max(budgets.values(), key=lambda x: x.base_steps * x.per_step)
     assert costliest.multiplier == 1 and all(x.multiplier >= 1 and x.per_step > 0 for x in budgets.values())
@@ -553,7 +557,8 @@ def test_at_matched_time_each_arm_is_timed_here_and_the_costliest_keeps_its_step
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name("matched") or client.get_experiment(client.create_experiment("matched"))
     run = client.create_run(experiment.experiment_id)
-    log_match(run.info.run_id, costliest.record(), b.tracking.model_copy(update={"uri": mlflow_store}))
+    (cheaper,) = [x for x in budgets.values() if x is not costliest]
+    log_match(run.info.run_id, cheaper.record(), b.tracking.model_copy(update={"uri": mlflow_store}))
     logged = client.get_run(run.info.run_id).data
-    assert logged.params["match_cost"] == "time" and float(logged.params["cost_multiplier"]) == 1.0
-    assert logged.metrics["train_steps"] == costliest.steps and logged.metrics["train_tflops"] > 0
+    assert logged.params["match_cost"] == "time" and float(logged.params["cost_multiplier"]) == cheaper.multiplier
+    assert logged.metrics["train_steps"] == cheaper.steps and logged.metrics["train_tflops"] > 0

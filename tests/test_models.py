@@ -261,3 +261,16 @@ def test_presets_are_data_rows_with_metadata_and_labels_name_their_overrides():
     assert run_label("hybrid_unet", {"decoder_block": "residual_se", "encoder_block": "residual_se"}) == \
         "hybrid_unet+decoder_block=residual_se"  # the preset's own part is no override
     assert run_label("smp_unet", {"encoder_name": "resnet34"}) == "smp_unet"
+
+
+def test_training_flops_count_the_backward_pass_and_every_deep_supervision_head():
+    """A training step costs about three forwards (the backward twice the forward), and a
+    model with auxiliary heads is charged for their backward too."""
+    from hybridunet.models import create_model
+    from hybridunet.models.summary import count_flops, count_train_flops
+
+    model = create_model("unet", widths=[8, 16, 32])
+    forward, train = count_flops(model, (3, 32, 32)), count_train_flops(model, (3, 32, 32))
+    assert 2.5 * forward <= train <= 3.5 * forward
+    plain, supervised = (create_model("unet", widths=[8, 16, 32], deep_supervision=d) for d in (False, True))
+    assert count_train_flops(supervised, (3, 32, 32)) > count_train_flops(plain, (3, 32, 32))

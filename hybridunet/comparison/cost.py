@@ -46,8 +46,10 @@ class Budget:
         return self.steps / self.base_steps
 
     def record(self) -> dict[str, Any]:
-        """The run's cost entries (RunRecord.cost, so the journal and the table; MLflow)."""
-        return {"match_cost": self.mode, "cost_multiplier": self.multiplier, "train_steps": float(self.steps),
+        """The run's cost entries (RunRecord.cost, so the journal and the table; MLflow); the
+        costliest arm's runs are unmatched (mode none, multiplier 1): every mode shares them."""
+        mode = self.mode if self.steps != self.base_steps else "none"
+        return {"match_cost": mode, "cost_multiplier": self.multiplier, "train_steps": float(self.steps),
                 "train_tflops": self.steps * self.flops_per_step / 1e12}
 
 
@@ -81,6 +83,7 @@ def seconds_per_step(config: ExperimentConfig, warmup: int = 2, steps: int = 5) 
 
     from hybridunet.device import pick_device, resolve_precision
     from hybridunet.engine.build import build_model
+    from hybridunet.engine.loops import split_output
     from hybridunet.engine.optim import build_optimizer
 
     torch.manual_seed(0)
@@ -97,9 +100,8 @@ def seconds_per_step(config: ExperimentConfig, warmup: int = 2, steps: int = 5) 
     for i in range(warmup + steps):
         start = time.perf_counter()
         with precision.autocast(device):
-            out = model(x)
-        out = out[0] if isinstance(out, tuple) else out
-        loss = loss_fn(out.float(), y)
+            logits, aux = split_output(model(x))
+        loss = loss_fn(logits.float(), y) + sum((loss_fn(a.float(), y) for a in aux), torch.zeros((), device=device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -120,7 +122,13 @@ def match(configs: Sequence[tuple[str, ExperimentConfig]], mode: MatchCost,
         if missing:
             raise UsageError(f"the journal's budgets are for {sorted(recorded)}, not for {missing}: "
                              "use another journal for another set of arms")
-        return {label: Budget(**dict(recorded[label])) for label, _ in configs}
+        budgets = {label: Budget(**dict(recorded[label])) for label, _ in configs}
+        for label, config in configs:
+            if budgets[label].base_steps != base_steps(config):
+                raise UsageError(f"the journal's {mode} budget for {label} was measured on a recipe of "
+                                 f"{budgets[label].base_steps} steps; this one has {base_steps(config)}: "
+                                 "use another journal for another recipe")
+        return budgets
     flops = {label: train_flops_per_step(config) for label, config in configs}
     costs = {label: (base_steps(config), flops[label] if mode == "flops" else seconds_per_step(config))
              for label, config in configs}
@@ -129,8 +137,16 @@ def match(configs: Sequence[tuple[str, ExperimentConfig]], mode: MatchCost,
             for label, (steps, per_step) in costs.items()}
 
 
+def matched_label(label: str, budget: Budget) -> str:
+    """A matched arm's label shows its multiplier (`unet@1.15x-flops`); the costliest keeps its own."""
+    return label if budget.steps == budget.base_steps else f"{label}@{budget.multiplier:.2f}x-{budget.mode}"
+
+
 def with_budget(config: ExperimentConfig, budget: Budget) -> ExperimentConfig:
-    """`config` training its budget's steps."""
+    """`config` training its budget's steps; the costliest arm's config is left as it is, so its
+    runs are the unmatched comparison's (shared across modes in one journal)."""
+    if budget.steps == budget.base_steps:
+        return config
     matched: ExperimentConfig = config.model_copy(
         update={"train": config.train.model_copy(update={"steps": budget.steps})})
     return matched

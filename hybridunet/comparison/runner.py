@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from hybridunet.comparison.cost import Budget, MatchCost, as_journal, check_match_cost, match, with_budget
+from hybridunet.comparison.cost import Budget, MatchCost, as_journal, check_match_cost, match, matched_label, with_budget
 from hybridunet.comparison.events import BudgetStop, Event, Looked, OldRule, RunDone
 from hybridunet.comparison.outcome import PairOutcome
 from hybridunet.comparison.rule import PairKey, Rule, look
@@ -102,12 +102,16 @@ def run(
         raise ValueError("train_round trains into a journal: give journal=")
     budgets: dict[str, Budget] = {}
     match_cost = check_match_cost(match_cost)
-    recorded = book.keep_match(match_cost, None) if book is not None else None
     if match_cost != "none":
-        budgets = match(configs, match_cost, recorded)
-        if book is not None and recorded is None:
+        budgets = match(configs, match_cost, book.match(match_cost) if book is not None else None)
+        if book is not None:
             book.keep_match(match_cost, as_journal(budgets))
-        configs = [(label, with_budget(config, budgets[label])) for label, config in configs]
+        # a matched arm is another recipe: its label shows its multiplier, and its pairs follow it
+        renamed = {label: matched_label(label, budgets[label]) for label, _ in configs}
+        configs = [(renamed[label], with_budget(config, budgets[label])) for label, config in configs]
+        budgets = {renamed[label]: b for label, b in budgets.items()}
+        labels = [renamed[label] for label in labels]
+        family = [(renamed[a], renamed[b]) for a, b in family]
     if rule is not None and book is not None:
         rule = rule.as_recorded(book.rule())
         if rule.method == "bonferroni" and on_event is not None:

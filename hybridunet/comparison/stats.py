@@ -91,7 +91,7 @@ def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
     seeds = tuple(s for s in b.seeds if s in va and s in vb)
     left_out = {arm.label: tuple(s for s in arm.seeds if s in values and s not in seeds)
                 for arm, values in ((a, va), (b, vb))}
-    modes = {str(r.cost.get("match_cost", "none")) for arm in (a, b) for r in arm.records}
+    modes = {str(r.cost.get("match_cost", "none")) for arm in (a, b) for r in arm.records} - {"none"}
     return Paired(a.label, b.label, metric, seeds, tuple(vb[s] - va[s] for s in seeds),
                   {k: v for k, v in left_out.items() if v}, modes.pop() if len(modes) == 1 else "none")
 

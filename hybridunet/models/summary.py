@@ -66,8 +66,8 @@ def count_train_flops(model: nn.Module, input_size: tuple[int, int, int] = (3, 2
     try:
         with FlopCounterMode(display=False) as counter:
             out = model(torch.zeros(1, *input_size, device=device))
-            out = out[0] if isinstance(out, tuple) else out
-            out.float().sum().backward()
+            heads = [out[0], *out[1]] if isinstance(out, tuple) else [out]  # deep-supervision heads too
+            sum(h.float().sum() for h in heads).backward()
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
