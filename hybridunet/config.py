@@ -155,6 +155,10 @@ class TrainConfig(Section):
         None, gt=0, description="total optimiser steps instead of whole epochs (the last epoch stops part-way; the "
         "schedule spans them): how `compare --match-cost` gives the cheaper arm the same training cost",
         json_schema_extra=LATER)
+    looks: int | None = Field(
+        None, gt=0, description="with train.steps: validations (and best-checkpoint choices) spread evenly over the "
+        "steps (default: one per pass over the data); a matched arm keeps its recipe's count, so the best epoch is "
+        "chosen as often for every arm", json_schema_extra=LATER)
     batch_size: int = Field(8, gt=0)
     val_batch_size: int | None = Field(None, gt=0, description="validation batch (default: batch_size)")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -483,10 +483,11 @@ def test_at_matched_flops_the_cheaper_arm_trains_longer_and_every_record_says_so
     from hybridunet.comparison.cost import base_steps, train_flops_per_step
     from hybridunet.errors import UsageError
 
-    trained = {}
+    trained, looks = {}, {}
 
     def fit(config, callbacks=()):
         trained[(config.model.name, config.seed)] = config.train.steps
+        looks[config.model.name] = config.train.looks
         return fake_result(config, 0.5 + 0.01 * config.seed)
 
     monkeypatch.setattr("hybridunet.comparison.runner.fit", fit)
@@ -498,6 +499,7 @@ def test_at_matched_flops_the_cheaper_arm_trains_longer_and_every_record_says_so
     ratio = train_flops_per_step(b) / train_flops_per_step(a)
     assert ratio > 1 and trained[("hybrid_unet", 0)] is None  # the costliest arm's recipe as it is
     assert abs(trained[("unet", 0)] - base_steps(a) * ratio) <= 1
+    assert looks == {"unet": a.train.epochs, "hybrid_unet": None}  # validated as often as the costliest
     unet, hybrid = arms
     assert unet.label == f"unet@{trained[('unet', 0)] / base_steps(a):.2f}x-flops" and hybrid.label == "hybrid"
     for arm, model, mode in ((unet, "unet", "flops"), (hybrid, "hybrid_unet", "none")):  # the costliest: unmatched

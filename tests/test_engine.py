@@ -250,3 +250,22 @@ def test_train_steps_end_the_last_epoch_part_way_and_the_schedule_spans_them(tin
     assert meta["train_state"]["scheduler"]["last_epoch"] == 5  # optimiser steps taken
     assert meta["history"][0]["lr"] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 3 / 5)))
     assert meta["history"][1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_looks_spread_validation_evenly_over_the_steps_and_a_resume_replays_to_its_place(crash_after, tiny_config,
+                                                                                          data, tmp_path):
+    """7 steps, 2 looks, 3 steps a pass: validations after steps 4 (round(7/2)) and 7, the
+    stream crossing a pass; a crash after the first look resumes to exactly the same run."""
+    overrides = ("data.limit_train=6", "train.batch_size=2", "train.steps=7", "train.looks=2")
+    whole = fit(tiny_config(data, tmp_path / "whole", *overrides))
+    _, meta = read_checkpoint(tmp_path / "whole" / "last.safetensors")
+    assert [h["epoch"] for h in meta["history"]] == [0, 1]
+    assert meta["train_state"]["scheduler"]["last_epoch"] == 7
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tiny_config(data, tmp_path / "split", *overrides), callbacks=[crash_after(epoch=0)])
+    resumed = fit(tiny_config(data, tmp_path / "split", *overrides), resume=True)
+    resumed.pop("cost"), whole.pop("cost"), resumed.pop("checkpoint"), whole.pop("checkpoint")
+    assert resumed == whole
+    a, _ = read_checkpoint(tmp_path / "whole" / "last.safetensors")
+    b, _ = read_checkpoint(tmp_path / "split" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

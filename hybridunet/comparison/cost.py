@@ -147,8 +147,9 @@ def with_budget(config: ExperimentConfig, budget: Budget) -> ExperimentConfig:
     runs are the unmatched comparison's (shared across modes in one journal)."""
     if budget.steps == budget.base_steps:
         return config
+    looks = config.train.looks or (config.train.epochs if config.train.steps is None else None)
     matched: ExperimentConfig = config.model_copy(
-        update={"train": config.train.model_copy(update={"steps": budget.steps})})
+        update={"train": config.train.model_copy(update={"steps": budget.steps, "looks": looks})})
     return matched
 
 

@@ -85,17 +85,20 @@ def evaluate(
 
 def train_epoch(run, model: nn.Module, loader, loss_fn: nn.Module, optimizer, scheduler, scaler,
                 epoch: int, after_step: Callable[[nn.Module], None] | None = None, steps: int | None = None,
-                epochs: int | None = None) -> dict[str, float]:
+                epochs: int | None = None, batches: Iterable | None = None) -> dict[str, float]:
     """One epoch of optimiser steps (the first `steps` only, where given); returns train_loss,
     train_dice, lr and images_per_s. `after_step(run.model)` follows each step (an EMA of the
-    weights); `epochs` is the run's count, for the progress bar."""
+    weights); `epochs` is the run's count, for the progress bar; `batches` replaces the loader's
+    pass (a stream that continues across rounds)."""
     t, device, precision = run.config.train, run.device, run.precision
     model.train()
-    loader.sampler.set_epoch(epoch)
+    if batches is None:
+        loader.sampler.set_epoch(epoch)
+        batches = loader
     cm = ConfusionMatrix(run.config.model.num_classes, device=device)
     loss_sum, seen, start = 0.0, 0, time.perf_counter()
     show = t.progress and distributed.is_main()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs or t.epochs}", disable=not show, file=sys.stderr, leave=False,
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs or t.epochs}", disable=not show, file=sys.stderr, leave=False,
                total=steps if steps is not None else None)
     for step, (x, y) in enumerate(bar):
         if steps is not None and step >= steps:

@@ -130,16 +130,42 @@ class _Training:
     scaler: torch.amp.GradScaler
     ema: Any = None  # timm's ModelEmaV3 of raw_model, with train.ema.decay
 
+    stream: Any = None  # with train.steps and train.looks: the batches, continuing across looks
+
     @property
     def epochs(self) -> int:
-        """Epochs to run: train.epochs, or as many as train.steps begin."""
-        steps = self.config.train.steps
-        return self.config.train.epochs if steps is None else -(-steps // len(self.train_loader))
+        """Rounds of training then validation: train.epochs; with train.steps, as many passes as
+        its steps begin, or train.looks."""
+        t = self.config.train
+        if t.steps is None:
+            return t.epochs
+        return t.looks or -(-t.steps // len(self.train_loader))
+
+    def bounds(self, epoch: int) -> tuple[int, int]:
+        """The first and past-the-last optimiser step of round `epoch` (train.steps only)."""
+        t = self.config.train
+        assert t.steps is not None
+        if t.looks is None:
+            per = len(self.train_loader)
+            return epoch * per, min(t.steps, (epoch + 1) * per)
+        return round(epoch * t.steps / t.looks), round((epoch + 1) * t.steps / t.looks)
 
     def steps_in(self, epoch: int) -> int | None:
-        """Optimiser steps in `epoch` when train.steps ends it part-way, else None (the whole loader)."""
-        steps = self.config.train.steps
-        return None if steps is None else min(len(self.train_loader), steps - epoch * len(self.train_loader))
+        """Optimiser steps in round `epoch` when train.steps sets them, else None (the whole loader)."""
+        if self.config.train.steps is None:
+            return None
+        first, end = self.bounds(epoch)
+        return end - first
+
+    def batches(self, epoch: int) -> Any:
+        """Round `epoch`'s batches with train.looks: the loader's passes continued where the last
+        round stopped (after a resume, from the round's first step, the pass replayed to it)."""
+        if self.config.train.looks is None or self.config.train.steps is None:
+            return None
+        first, end = self.bounds(epoch)
+        if self.stream is None or self.stream.position != first:
+            self.stream = _Stream(self.train_loader, first)
+        return self.stream.take(end - first)
 
     @property
     def evaluated(self) -> nn.Module:
@@ -198,7 +224,7 @@ class _Training:
     def train(self, run: Run, epoch: int) -> dict[str, float]:
         metrics = train_epoch(run, self.model, self.train_loader, self.loss_fn, self.optimizer, self.scheduler,
                               self.scaler, epoch, after_step=self._update_ema if self.ema is not None else None,
-                              steps=self.steps_in(epoch), epochs=self.epochs)
+                              steps=self.steps_in(epoch), epochs=self.epochs, batches=self.batches(epoch))
         distributed.sync_buffers(self.raw_model)
         return metrics
 
@@ -234,6 +260,35 @@ class _Training:
                              "best": run.best, "train_state": plain, "info": run.info},
                             extra_tensors=tensors)
         return improved
+
+
+class _Stream:
+    """The training batches as one stream over the loader's passes (each pass reshuffled by
+    `set_epoch`), from optimiser step `position`: replaying a pass up to it keeps a resumed run's
+    data order exactly."""
+
+    def __init__(self, loader: Any, position: int) -> None:
+        self.loader, self.position = loader, position
+        per = len(loader)
+        self.pass_, skip = divmod(position, per)
+        self.iterator = self._open()
+        for _ in range(skip):
+            next(self.iterator)
+
+    def _open(self) -> Any:
+        self.loader.sampler.set_epoch(self.pass_)
+        return iter(self.loader)
+
+    def take(self, count: int) -> Any:
+        for _ in range(count):
+            try:
+                batch = next(self.iterator)
+            except StopIteration:
+                self.pass_ += 1
+                self.iterator = self._open()
+                batch = next(self.iterator)
+            self.position += 1
+            yield batch
 
 
 def run_cost(run: Run, batch: int) -> dict[str, float | None]:
