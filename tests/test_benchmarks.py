@@ -115,21 +115,21 @@ def test_quality_compares_arms_over_seeds_against_the_first(capsys, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     args = ("quality", "--arms", "unet", "hybrid_unet", "--seeds", "2", "--epochs", "1", "--train", "8",
             "--val", "4", "--test", "4", "--size", "32", "--batch", "4", "--widths", "4", "8", "--no-tracking",
-            "--equal-time", "hybrid_unet")
+            "--match-cost", "time")
     lines, figures = run_benchmark(*args, "--jobs", "2", capsys=capsys)  # the 4 runs dealt to 2 processes
     from hybridunet.data.synthetic import GENERATOR_VERSION
 
     assert (tmp_path / f"data/benchmark-v{GENERATOR_VERSION}-8-4-4-32-s0/test").is_dir()
     assert "hybrid_unet-unet_p_value" in figures and "hybrid_unet_test_dice_mean" in figures
-    assert any(line.startswith("dice hybrid_unet - unet:") and "detectable at 80% power" in line for line in lines)
+    assert any(line.startswith("dice hybrid_unet - unet@") and " at matched time: " in line
+               and "detectable at 80% power" in line for line in lines)
     assert any(line.startswith("hybrid_unet - unet: study scale +0.045 (3 of 3 seeds)") for line in lines)
-    [equal] = [line for line in lines if line.startswith("equal wall-clock (test dice): hybrid_unet (1 epochs")]
-    longer = [key for key in figures if key.startswith("hybrid_unet-unet@") and key.endswith("ep_test_dice_diff")]
-    assert len(longer) == 1 and f"- unet ({longer[0].split('@')[1].split('ep')[0]} epochs" in equal
+    [unet] = [label for label in figures if label.startswith("unet@") and label.endswith("x-time_dice_mean")]
+    assert float(unet.split("@")[1].split("x")[0]) >= 1  # unet, the cheaper arm, trained longer
     journal = tmp_path / "outputs/quality/journal.jsonl"
-    assert len(journal.read_text().splitlines()) == 6  # 2 arms x 2 seeds, and unet at equal time x 2
+    assert len(journal.read_text().splitlines()) == 5  # the match line and 2 arms x 2 seeds
     _, again = run_benchmark(*args, capsys=capsys)
-    assert again == figures and len(journal.read_text().splitlines()) == 6  # nothing trained again
+    assert again == figures and len(journal.read_text().splitlines()) == 5  # nothing trained again
 
 
 def test_quality_with_the_rule_decides_identical_arms_equivalent_and_a_rerun_reads_the_journal(capsys, tmp_path,

@@ -541,8 +541,8 @@ def test_at_matched_time_each_arm_is_timed_here_and_the_costliest_keeps_its_step
     from hybridunet.comparison.rule import Rule
     from hybridunet.tracking.runs import log_match
 
-    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false")
-    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.widths=[32,64,128]")  # far costlier
+    a = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.widths=[4,8,16]")
+    b = tiny_config(tiny_data, tmp_path, "tracking.enabled=false", "model.widths=[64,128,256]")  # far costlier
     budgets = match([("a", a), ("b", b)], "time")
     costliest = max(budgets.values(), key=lambda x: x.base_steps * x.per_step)
     assert costliest.multiplier == 1 and all(x.multiplier >= 1 and x.per_step > 0 for x in budgets.values())
@@ -559,7 +559,8 @@ def test_at_matched_time_each_arm_is_timed_here_and_the_costliest_keeps_its_step
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name("matched") or client.get_experiment(client.create_experiment("matched"))
     run = client.create_run(experiment.experiment_id)
-    (cheaper,) = [x for x in budgets.values() if x is not costliest]
+    cheaper = budgets["a"]
+    assert costliest is budgets["b"] and cheaper.multiplier > 1
     log_match(run.info.run_id, cheaper.record(), b.tracking.model_copy(update={"uri": mlflow_store}))
     logged = client.get_run(run.info.run_id).data
     assert logged.params["match_cost"] == "time" and float(logged.params["cost_multiplier"]) == cheaper.multiplier

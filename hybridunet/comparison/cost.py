@@ -11,6 +11,7 @@ most keeps its recipe's steps; every other arm trains `train.steps` = its cost m
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -140,6 +141,11 @@ def match(configs: Sequence[tuple[str, ExperimentConfig]], mode: MatchCost,
 def matched_label(label: str, budget: Budget) -> str:
     """A matched arm's label shows its multiplier (`unet@1.15x-flops`); the costliest keeps its own."""
     return label if budget.steps == budget.base_steps else f"{label}@{budget.multiplier:.2f}x-{budget.mode}"
+
+
+def unmatched_label(label: str) -> str:
+    """The arm's own label, without a matched multiplier."""
+    return re.sub(r"@[0-9.]+x-(flops|time)$", "", label)
 
 
 def with_budget(config: ExperimentConfig, budget: Budget) -> ExperimentConfig:
