@@ -321,3 +321,24 @@ def test_sequential_rule_rereads_a_journal_and_says_which_pairs_are_below_the_fi
     lines, figures = run_benchmark("sequential_rule", "--journal", str(reference), capsys=capsys)
     assert figures and all(value.startswith("below the first look") for value in figures.values())
     assert figures["hybrid_unet - unet"] == "below the first look (3 seeds)"
+
+
+def test_variance_scores_raw_and_ema_weights_on_48_and_all_validation_images_in_the_same_runs(capsys, tmp_path,
+                                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from hybridunet import demo
+
+    monkeypatch.setattr(demo, "SYNTHETIC", {"train": 8, "val": 4, "size": 32, "seed": 0})
+    module = importlib.import_module("variance")
+    monkeypatch.setattr(module, "SYNTHETIC", demo.SYNTHETIC)
+    monkeypatch.setattr(module, "RECIPE", {**demo.RECIPE, "model": {"widths": [4, 8, 16]},
+                                           "data": {**demo.RECIPE["data"], "size": 32},
+                                           "train": {**demo.RECIPE["train"], "epochs": 2, "batch_size": 4}})
+    lines, figures = run_benchmark("variance", "--seeds", "108:111", "--val", "56", "--boot", "200", capsys=capsys)
+    assert set(figures) == {"raw/48", "ema/48", "raw/500", "ema/500"}
+    assert figures["raw/48"]["sd_ratio"] == 1.0 and figures["raw/48"]["adopt"] is False
+    rows = [json.loads(line) for line in (tmp_path / "outputs/variance/journal.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(set(r["best"]) == set(figures) for r in rows)
+    assert all(r["best"]["raw/48"] != r["best"]["raw/500"] for r in rows)  # two validation sets
+    again_lines, again = run_benchmark("variance", "--seeds", "108:111", "--val", "56", "--boot", "200", capsys=capsys)
+    assert again == figures and not any(line.startswith(("unet seed", "hybrid_unet_resdec seed")) for line in again_lines)

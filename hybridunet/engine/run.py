@@ -53,6 +53,7 @@ class Run:
     keep_val_samples: int = 0  # callbacks ask for this many validation pictures per epoch
     val_samples: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (inputs, targets, predictions)
     info: dict[str, Any] = field(default_factory=dict)  # free slot for callbacks (e.g. an MLflow run id)
+    ema: nn.Module | None = None  # the weights' moving average (train.ema.decay), what is validated and saved
 
     @cached_property
     def data_fingerprint(self) -> str:

@@ -58,7 +58,7 @@ def _fit(config: ExperimentConfig, callbacks: list[Callback], resume: bool, worl
     t = _Training.assemble(config, world, device, precision)
     run_dir = shared_out_dir(config, resume, world)
     run = Run(config, run_dir.path, t.raw_model, device, precision, class_names(config), t.val_loader.dataset,
-              train_data=t.train_loader.dataset, resumed=resume)
+              train_data=t.train_loader.dataset, resumed=resume, ema=t.ema.module if t.ema is not None else None)
     if world.is_main:
         print(f"hybridunet: {config.model.label} seed {config.seed} on {device.type} ({hardware_name(device)}), "
               f"{precision}; {len(run.train_data)} training images -> {run.out_dir}", file=sys.stderr, flush=True)
