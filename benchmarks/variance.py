@@ -29,9 +29,9 @@ from common import print_json
 
 from hybridunet.cli.args import parse_seeds
 from hybridunet.config import parse_config
+from hybridunet.data import make_loader
 from hybridunet.data.synthetic import ensure_synthetic
 from hybridunet.demo import ARMS, RECIPE, SYNTHETIC
-from hybridunet.data import make_loader
 from hybridunet.engine import Callback, evaluate, fit, open_split
 
 WAYS = ("raw/48", "ema/48", "raw/500", "ema/500")  # raw/48 is the demo as now
