@@ -371,7 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     if os.environ.get(WORKER_RUNS):
         return train_share(configs, json.loads(os.environ[WORKER_RUNS]), args)
     if args.max_seeds:
-        return print_json(sequential(args, configs, argv if argv is not None else sys.argv[1:]))
+        try:
+            return print_json(sequential(args, configs, argv if argv is not None else sys.argv[1:]))
+        except UserError as err:  # e.g. a journal of another recipe: one line, exit 2
+            print(f"quality.py: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     results = journalled(args, configs, seeds, args.tracking, argv if argv is not None else sys.argv[1:])
 
     print(f"\nquality ({args.recipe} recipe): {args.train} train / {args.val} val / {args.test} test synthetic images "

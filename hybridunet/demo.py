@@ -73,6 +73,9 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
         budget = f", at most {budget_minutes:g} minutes of training" if budget_minutes is not None else ""
         print(f"training {' and '.join(ARMS)} with seeds 0, 1, 2, ... until the stopping rule decides (at most "
               f"{max_seeds} seeds{budget}) ...", flush=True)
+        if mode == "time":
+            print("--match-cost time: unet's extra steps are timed on this machine before the first seed, so the "
+                  "multiplier, and with it the answer, depends on the machine", flush=True)
         rule = Rule(max_seeds=max_seeds, metric="dice", budget_minutes=budget_minutes)
         arms, outcomes = run_sequential(configs, rule, tracking=tracking, on_event=_Progress(max_seeds), match_cost=mode)
     print()

@@ -24,6 +24,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if sequential and args.seeds:
         raise UsageError("--seeds fixes the seeds; --max-seeds and --budget add seeds until decided: give one of them")
     if args.experiment:
+        if match_cost != "none":
+            raise UsageError(f"--match-cost {match_cost} trains; --experiment reads finished runs back: give one")
         arms = arms_from_mlflow(args.experiment)
     else:
         if not args.configs or len(args.configs) < 2:

@@ -57,7 +57,11 @@ class PairOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON of compare's last line, with the keys of its context: `decisions` for the
-        rule's outcomes, `paired` for fixed seeds."""
+        rule's outcomes, `paired` for fixed seeds; `match_cost` where the arms were matched."""
+        out = self._as_dict()
+        return out if self.matched == "none" else {**out, "match_cost": self.matched}
+
+    def _as_dict(self) -> dict[str, Any]:
         if self.decision is not None:
             return {"a": self.a, "b": self.b, "metric": self.metric, "decision": self.decision,
                     "seeds": list(self.seeds), "estimate": self.estimate, "ci95": list(self.interval),

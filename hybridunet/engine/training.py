@@ -226,6 +226,8 @@ class _Training:
                               self.scaler, epoch, after_step=self._update_ema if self.ema is not None else None,
                               steps=self.steps_in(epoch), epochs=self.epochs, batches=self.batches(epoch))
         distributed.sync_buffers(self.raw_model)
+        if self.ema is not None:  # each rank averaged its own batch statistics
+            distributed.sync_buffers(self.ema.module)
         return metrics
 
     def _update_ema(self, model: nn.Module) -> None:
@@ -257,6 +259,7 @@ class _Training:
                 tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
             save_checkpoint(run.out_dir / "last.safetensors", self.raw_model,
                             {**meta, "epoch": epoch, "metrics": json_safe(val), "history": run.history,
+                             "weights": "training; the EMA scored in metrics is ema.*" if self.ema is not None else "training",
                              "best": run.best, "train_state": plain, "info": run.info},
                             extra_tensors=tensors)
         return improved
