@@ -36,10 +36,7 @@ CANDIDATES = {
     "s48e16": {"data.size": 48, "train.epochs": 16},
     "s48e12": {"data.size": 48, "train.epochs": 12},
     "w16e6": {"model.widths": [16, 32, 64, 128, 256], "train.epochs": 6},
-    # seeds that vary less ([3/6]): an EMA of the weights (horizon 1 / (1 - d) = 100 of the run's 400
-    # steps), and the whole validation set (50 images) for choosing the best epoch and scoring
-    "ema99": {"train.ema.decay": 0.99},
-    "fullval": {"data.limit_val": None},
+    # seeds that vary less: benchmarks/variance.py (EMA weights, a 500-image validation split)
 }
 
 

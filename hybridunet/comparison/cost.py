@@ -41,6 +41,7 @@ class Budget:
     steps: int  # what it trains
     per_step: float  # what the mode measures per step: training FLOPs, or seconds
     flops_per_step: float  # training FLOPs per step, in either mode (the run's total is reported)
+    recipe: str = ""  # the arm's config hash when measured: a journal's budget serves that recipe only
 
     @property
     def multiplier(self) -> float:
@@ -51,7 +52,7 @@ class Budget:
         costliest arm's runs are unmatched (mode none, multiplier 1): every mode shares them."""
         mode = self.mode if self.steps != self.base_steps else "none"
         return {"match_cost": mode, "cost_multiplier": self.multiplier, "train_steps": float(self.steps),
-                "train_tflops": self.steps * self.flops_per_step / 1e12}
+                "train_tflops": self.steps * self.flops_per_step / 1e12, f"{self.mode}_per_step": self.per_step}
 
 
 def steps_per_epoch(config: ExperimentConfig) -> int:
@@ -125,16 +126,17 @@ def match(configs: Sequence[tuple[str, ExperimentConfig]], mode: MatchCost,
                              "use another journal for another set of arms")
         budgets = {label: Budget(**dict(recorded[label])) for label, _ in configs}
         for label, config in configs:
-            if budgets[label].base_steps != base_steps(config):
-                raise UsageError(f"the journal's {mode} budget for {label} was measured on a recipe of "
-                                 f"{budgets[label].base_steps} steps; this one has {base_steps(config)}: "
+            if budgets[label].recipe != config.result_hash():
+                raise UsageError(f"the journal's {mode} budget for {label} was measured on recipe "
+                                 f"{budgets[label].recipe}; this one is {config.result_hash()}: "
                                  "use another journal for another recipe")
         return budgets
     flops = {label: train_flops_per_step(config) for label, config in configs}
     costs = {label: (base_steps(config), flops[label] if mode == "flops" else seconds_per_step(config))
              for label, config in configs}
     target = max(steps * per_step for steps, per_step in costs.values())
-    return {label: Budget(mode, steps, max(steps, round(target / per_step)), per_step, flops[label])
+    recipes = {label: config.result_hash() for label, config in configs}
+    return {label: Budget(mode, steps, max(steps, round(target / per_step)), per_step, flops[label], recipes[label])
             for label, (steps, per_step) in costs.items()}
 
 

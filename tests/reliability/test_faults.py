@@ -28,7 +28,7 @@ REPO = Path(__file__).parents[2]
 def train_cmd(tiny_yaml: Path, tiny_data: Path, out: Path, uri: str, *extra: str, experiment: str = "faults") -> list[str]:
     return [sys.executable, "-m", "hybridunet", "train", "--config", str(tiny_yaml), f"data.root={tiny_data}",
             f"train.out_dir={out}", "tracking.enabled=true", f"tracking.uri={uri}", f"tracking.experiment={experiment}",
-            "train.epochs=4", "data.limit_train=16", "tracking.log_model=none", *extra]
+            "train.epochs=4", "data.limit_train=16", "tracking.log_model=none", "train.ema.decay=0.9", *extra]
 
 
 def wait_for_epoch(out: Path, epoch: int, proc: subprocess.Popen, limit: float = 180) -> None:
