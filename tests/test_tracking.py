@@ -431,3 +431,23 @@ def test_system_metrics_are_off_by_default_and_sampled_when_asked(tracked, tiny_
     assert not any(k.startswith("system/") for k in off.data.metrics)
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(on.data.metrics)
     assert on.info.status == "FINISHED"
+
+
+def test_an_experiment_another_process_creates_between_the_lookup_and_the_create_is_used(mlflow_store, monkeypatch):
+    """Two tune workers start at once: the second's create fails (it exists now) and it takes
+    the first's experiment instead of failing the worker."""
+    from mlflow.tracking import MlflowClient
+
+    from hybridunet.tracking import store
+
+    name = "raced-experiment"
+    created = MlflowClient(mlflow_store).create_experiment(name)
+    real = MlflowClient.get_experiment_by_name
+    calls = []
+
+    def first_lookup_misses(self, wanted):
+        calls.append(wanted)
+        return None if len(calls) == 1 else real(self, wanted)
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", first_lookup_misses)
+    assert store.experiment_id(name, mlflow_store) == created and len(calls) == 2

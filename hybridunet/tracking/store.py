@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hybridunet.config import TrackingConfig
@@ -38,7 +39,13 @@ def experiment_id(name: str, uri: str) -> str:
         if "mlflow.experimentKind" not in found.tags:
             c.set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         return found.experiment_id
-    return c.create_experiment(name, artifact_location=_artifact_location(uri), tags=EXPERIMENT_KIND)
+    try:
+        return c.create_experiment(name, artifact_location=_artifact_location(uri), tags=EXPERIMENT_KIND)
+    except MlflowException:  # another process (a second tune worker, say) created it since the lookup
+        again = c.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return again.experiment_id
 
 
 def _artifact_location(uri: str) -> str | None:
