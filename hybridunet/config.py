@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from hybridunet.errors import ConfigError
 from hybridunet.registry import Registry
@@ -256,30 +257,28 @@ class ExperimentConfig(Section):
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def resumable_keys(section: type[BaseModel] = ExperimentConfig, prefix: str = "") -> tuple[str, ...]:
+def _marked(marker: str, section: type[BaseModel] = ExperimentConfig,
+            prefix: str = "") -> Iterator[tuple[str, FieldInfo, bool]]:
+    """(dotted key, field, is a section) of every field whose json_schema_extra sets `marker`;
+    a marked section is not entered."""
+    for name, info in section.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        kind = info.annotation
+        is_section = isinstance(kind, type) and issubclass(kind, BaseModel)
+        if extra.get(marker):
+            yield f"{prefix}{name}", info, is_section
+        elif is_section:
+            yield from _marked(marker, kind, f"{prefix}{name}.")
+
+
+def resumable_keys() -> tuple[str, ...]:
     """Dotted keys (a section ends with '.') whose fields are marked RESUMABLE."""
-    keys: list[str] = []
-    for name, info in section.model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        kind = info.annotation
-        if extra.get("resumable"):
-            keys.append(f"{prefix}{name}." if isinstance(kind, type) and issubclass(kind, BaseModel) else f"{prefix}{name}")
-        elif isinstance(kind, type) and issubclass(kind, BaseModel):
-            keys.extend(resumable_keys(kind, f"{prefix}{name}."))
-    return tuple(keys)
+    return tuple(f"{key}." if is_section else key for key, _, is_section in _marked("resumable"))
 
 
-def later_keys(section: type[BaseModel] = ExperimentConfig, prefix: str = "") -> dict[str, Any]:
+def later_keys() -> dict[str, Any]:
     """Dotted key -> default of the fields marked LATER (out of the hash at their default)."""
-    keys: dict[str, Any] = {}
-    for name, info in section.model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        kind = info.annotation
-        if extra.get("hashed_when_set"):
-            keys[f"{prefix}{name}"] = info.default
-        elif isinstance(kind, type) and issubclass(kind, BaseModel):
-            keys.update(later_keys(kind, f"{prefix}{name}."))
-    return keys
+    return {key: info.default for key, info, _ in _marked("hashed_when_set")}
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -206,12 +206,18 @@ def _to_json(design: Design) -> dict[str, Any]:
     return asdict(design)
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
+    """The project's designs, read once."""
+    return json.loads(SHIPPED.read_text()) if SHIPPED.exists() else {}
+
+
 @functools.lru_cache(maxsize=64)
 def design(min_seeds: int, max_seeds: int, level: float, spending: str = SPENDING) -> Design:
     """The design for these looks: shipped, cached, or computed now (and cached)."""
     check_design(min_seeds, max_seeds, level, spending)
     key = _key(min_seeds, max_seeds, level, spending)
-    shipped = json.loads(SHIPPED.read_text()) if SHIPPED.exists() else {}
+    shipped = _shipped()
     if key in shipped:
         return _from_json(shipped[key])
     path = _cache_dir() / f"{key}-v{ALGORITHM}.json"

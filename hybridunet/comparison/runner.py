@@ -81,8 +81,8 @@ def run(
         test_split: each run's best checkpoint (chosen on val) is also scored there.
         on_event: receives each `RunDone`, `Looked` and `BudgetStop` as it happens.
         match_cost: `flops` or `time`: the cheaper arms train longer (`train.steps`) so every
-            arm spends what the costliest does (`comparison.cost`); a journal records the
-            budgets, and refuses to continue under another mode.
+            arm spends what the costliest does (`comparison.cost`); a journal records each
+            mode's budgets once and reuses them, and refuses them for another recipe.
 
     Returns:
         The arms and, with a rule, its outcome per pair.
