@@ -206,6 +206,9 @@ class TrackingConfig(Section):
     log_images: int = Field(4, ge=0)
     flush_secs: float = Field(5.0, ge=0)  # metrics reach the store at most this late; 0: every epoch
     background: bool = True  # log from a low-priority worker thread; false: inline, in the training loop
+    flush_timeout: float = Field(60.0, ge=0, description="at the end, wait this many seconds for a tracking server "
+                                 "that is away; what it has not taken then stays in the run folder's outbox for "
+                                 "`hybridunet sync RUN_DIR`")
     log_model: Literal["none", "onnx", "pt2", "pickle"] = Field(
         "onnx", description="log the best checkpoint as an MLflow model: onnx (any batch and size, loads without "
                             "unpickling), pt2 (torch.export: loads without unpickling, one image at the training "

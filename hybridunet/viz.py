@@ -94,6 +94,7 @@ def save_run_charts(folder: str | Path, matrix: np.ndarray | None, class_names: 
     """The confusion matrix (None when a resumed run found no better epoch) and the
     learning curves as PNGs in `folder`, drawn once at the end of a run."""
     fast = {"pil_kwargs": {"compress_level": 1}}  # a third of the default's time, for a somewhat larger file
+    Path(folder).mkdir(parents=True, exist_ok=True)
     if matrix is not None:
         confusion_figure(matrix, class_names).savefig(Path(folder, "confusion_matrix.png"), **fast)
     if history:

@@ -131,33 +131,151 @@ def check_comparison(tracked, server: str, tiny_data: Path, tmp_path: Path) -> N
     assert f"{cost_means(arms[0])['params_m']:.2f}" in unet_row.split()
 
 
-def test_background_log_keeps_order_and_raises_a_failure_at_close():
-    from hybridunet.tracking import LogWorker
+class FakeSender:
+    """Stands in for `calls.Sender`: records each call it makes; `away` raises what MLflow
+    raises for a server that does not answer; a "refuse" call gets a 400 answer."""
 
-    log, seen = LogWorker(background=True), []
-    log.submit(seen.append, 1)
-    log.submit(lambda: 1 / 0)
-    log.submit(seen.append, 2)  # dropped: it came after a failure
-    with pytest.raises(RuntimeError, match="MLflow logging failed: ZeroDivisionError"):
-        log.close()
-    assert seen == [1]
+    uri = "http://tracking.invalid"
+    client = None
+
+    def __init__(self) -> None:
+        self.made, self.checked, self.away = [], [], False
+        self.lose_answer = 0  # the next N calls land, but their answer is lost
+
+    def send(self, call, run_id, check=False):
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        if self.away:
+            raise MlflowException("API request failed: Max retries exceeded ([Errno 111] Connection refused)")
+        self.checked.append(check)
+        if call["call"] == "refuse":
+            raise MlflowException("bad value", error_code=INVALID_PARAMETER_VALUE)
+        if "fn" in call:
+            call["fn"]()
+        self.made.append(call["n"])
+        if self.lose_answer:
+            self.lose_answer -= 1
+            raise ConnectionError("connection reset while reading the answer")
+        return run_id
+
+    def forget(self):
+        pass
 
 
-def test_inline_log_raises_a_failure_at_once():
-    from hybridunet.tracking import LogWorker
-
-    log, seen = LogWorker(background=False), []
-    log.submit(seen.append, 1)
-    assert seen == [1]
-    with pytest.raises(RuntimeError, match="MLflow logging failed: ZeroDivisionError"):
-        log.submit(lambda: 1 / 0)
-    log.submit(seen.append, 2)  # the failure was raised to the caller, so logging goes on
-    log.close()
-    assert seen == [1, 2]
+def numbered(n: int, **more) -> dict:
+    return {"call": "log_batch", "n": n, **more}
 
 
 @pytest.mark.parametrize("background", [True, False])
-def test_log_counts_the_cpu_time_of_its_calls_not_their_waiting(background):
+def test_a_call_the_server_refuses_is_reported_and_dropped_and_the_rest_keep_their_order(background, tmp_path, capsys):
+    from hybridunet.tracking import LogWorker
+
+    sender = FakeSender()
+    log = LogWorker(sender, tmp_path, background=background)
+    log.submit(numbered(1))
+    log.submit({"call": "refuse", "n": 0})
+    log.submit(numbered(2))
+    assert log.close() is True
+    assert sender.made == [1, 2]
+    assert capsys.readouterr().err.count("refused refuse") == 1
+    assert not (tmp_path / "mlflow-outbox").exists()  # nothing left: no outbox
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_an_outage_keeps_every_call_in_the_outbox_then_sends_them_in_order_once(background, tmp_path, capsys,
+                                                                                monkeypatch):
+    from hybridunet.tracking import LogWorker, worker
+
+    monkeypatch.setattr(worker, "RETRY_FIRST", 0.05)
+    sender = FakeSender()
+    log = LogWorker(sender, tmp_path, background=background)
+    log.submit(numbered(0))
+    while not sender.made:
+        time.sleep(0.01)
+    sender.away = True
+    for n in range(1, 6):
+        log.submit(numbered(n))
+    while not log.away:
+        time.sleep(0.01)
+    stored = [json.loads(line) for line in (tmp_path / "mlflow-outbox" / "calls.jsonl").read_text().splitlines()[1:]]
+    assert [c["n"] for c in stored] == [1, 2, 3, 4, 5]  # on disk before they are sent: a SIGKILL loses none
+    sender.away = False
+    assert log.close(timeout=10) is True
+    assert sender.made == [0, 1, 2, 3, 4, 5]
+    err = capsys.readouterr().err
+    assert err.count("training goes on") == 1 and "calls kept in" in err and "answers again" in err
+    assert not (tmp_path / "mlflow-outbox").exists()
+
+
+def test_past_the_memory_bound_calls_wait_in_the_file_and_still_land_in_order(tmp_path, monkeypatch):
+    from hybridunet.tracking import LogWorker, worker
+
+    monkeypatch.setattr(worker, "MEMORY_BOUND", 3)
+    monkeypatch.setattr(worker, "RETRY_FIRST", 0.05)
+    sender = FakeSender()
+    sender.away = True
+    log = LogWorker(sender, tmp_path)
+    for n in range(20):
+        log.submit(numbered(n))
+    while not log.away:
+        time.sleep(0.01)
+    assert len(log._pending) <= 3 and log.kept == 20
+    sender.away = False
+    assert log.close(timeout=10) is True
+    assert sender.made == list(range(20))
+
+
+def test_a_call_whose_answer_was_lost_is_sent_again_with_a_check_of_what_landed(tmp_path, monkeypatch):
+    from hybridunet.tracking import LogWorker, worker
+
+    monkeypatch.setattr(worker, "RETRY_FIRST", 0.05)
+    sender = FakeSender()
+    sender.lose_answer = 1
+    log = LogWorker(sender, tmp_path)
+    log.submit(numbered(1))
+    log.submit(numbered(2))
+    assert log.close(timeout=10) is True
+    assert sender.made == [1, 1, 2] and sender.checked == [False, True, False]  # the resend looks first
+
+
+def test_a_server_still_away_at_close_leaves_the_calls_in_the_outbox(tmp_path):
+    from hybridunet.tracking import LogWorker
+    from hybridunet.tracking.outbox import Outbox
+
+    sender = FakeSender()
+    sender.away = True
+    log = LogWorker(sender, tmp_path)
+    for n in range(3):
+        log.submit(numbered(n))
+    start = time.monotonic()
+    assert log.close(timeout=0.5) is False
+    assert 0.4 < time.monotonic() - start < 5
+    outbox = Outbox(tmp_path)
+    assert outbox.pending_count() == 3 and [c["n"] for c in outbox.calls()] == [0, 1, 2]
+    again = LogWorker(FakeSender(), tmp_path)  # a resumed training sends them first
+    again.submit(numbered(3))
+    assert again.close() is True and again.sender.made == [0, 1, 2, 3]
+
+
+def test_the_same_metric_points_and_picture_sent_twice_with_a_check_land_once(mlflow_store):
+    from hybridunet.tracking import experiment_id
+    from hybridunet.tracking.calls import Sender, metric_rows
+
+    sender = Sender(mlflow_store)
+    client = MlflowClient(mlflow_store)
+    run = client.create_run(experiment_id("resend", mlflow_store)).info.run_id
+    batch = {"call": "log_batch", "metrics": metric_rows({"a": 1.0, "b": 2.0}, step=3)}
+    picture = {"call": "log_image", "image": np.zeros((8, 8, 3), np.uint8), "key": "val/x", "step": 3,
+               "timestamp": 1}
+    for check in (False, True, True):
+        sender.send(batch, run, check=check)
+        sender.send(picture, run, check=check)
+    assert [(m.step, m.value) for m in client.get_metric_history(run, "a")] == [(3, 1.0)]
+    assert len([a for a in client.list_artifacts(run, "images") if a.path.endswith(".png")]) == 1
+
+
+def test_log_counts_the_cpu_time_of_its_calls_not_their_waiting(tmp_path):
     from hybridunet.tracking import LogWorker
 
     def burn(seconds: float) -> None:
@@ -165,20 +283,20 @@ def test_log_counts_the_cpu_time_of_its_calls_not_their_waiting(background):
         while time.thread_time() - start < seconds:
             pass
 
-    log = LogWorker(background=background)
-    log.submit(time.sleep, 0.3)  # waiting, as for a store's fsync: no CPU
-    log.submit(burn, 0.05)
+    log = LogWorker(FakeSender(), tmp_path)
+    log.submit(numbered(1, fn=lambda: time.sleep(0.3)))  # waiting, as for a store's fsync: no CPU
+    log.submit(numbered(2, fn=lambda: burn(0.05)))
     log.close()
     assert 0.05 <= log.cpu_seconds < 0.2
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own scheduling policy is a Linux feature")
-def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone():
+def test_background_log_runs_at_idle_priority_and_leaves_the_caller_alone(tmp_path):
     from hybridunet.tracking import LogWorker
 
     before = os.sched_getscheduler(0)
-    log, policies = LogWorker(background=True), []
-    log.submit(lambda: policies.append(os.sched_getscheduler(0)))
+    log, policies = LogWorker(FakeSender(), tmp_path), []
+    log.submit(numbered(1, fn=lambda: policies.append(os.sched_getscheduler(0))))
     log.close()
     assert policies == [os.SCHED_IDLE]
     assert os.sched_getscheduler(0) == before  # training's own threads keep their priority

@@ -1,4 +1,4 @@
-"""Commands on one run: train, eval, predict, export."""
+"""Commands on one run: train, eval, predict, export, sync."""
 
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Send the MLflow calls a run folder's outbox holds (and its subfolders': a comparison's seeds)."""
+    from hybridunet.tracking.sync import sync
+
+    for done in sync(args.run_dir, args.wait):
+        ended = "; its process had died, so the run is marked KILLED" if done.killed else ""
+        print(f"{done.folder}: sent {done.sent} calls to MLflow run {done.run_id}{ended}")
+    return 0
+
+
 def add_commands(commands: Subcommands) -> None:
     train = commands.add_parser("train", help="train from a YAML config (last line: metrics JSON)")
     train.add_argument("--config", required=True,
@@ -131,3 +141,9 @@ def add_commands(commands: Subcommands) -> None:
     export.add_argument("--mlflow-run", metavar="RUN_ID", help="also log it to this MLflow run (ONNX flavour)")
     export.add_argument("--registered-model", metavar="NAME", help="with --mlflow-run: register it under NAME")
     export.set_defaults(func=cmd_export)
+
+    sync = commands.add_parser("sync", help="send a run folder's outbox: what an away tracking server did not take")
+    sync.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a comparison's or a study's, with its runs)")
+    sync.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                      help="while the server is away, try again for this long (default: one attempt)")
+    sync.set_defaults(func=cmd_sync)

@@ -266,5 +266,5 @@ def _tracked(session: _Session, tracking: bool, seeds: Sequence[int] | None) -> 
         return
     from hybridunet.comparison.tracked import tracked_comparison
 
-    with tracked_comparison(session.configs, seeds) as tracker:
+    with tracked_comparison(session.configs, seeds, session.out_dir) as tracker:
         yield tracker

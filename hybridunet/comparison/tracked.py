@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,8 @@ from hybridunet.config import ExperimentConfig
 from hybridunet.engine import Callback
 from hybridunet.jsonsafe import json_safe
 from hybridunet.results import METRICS, Arm
-from hybridunet.tracking import MLflowCallback, ParentRun, log_test_scores, parent_run
+from hybridunet.tracking import MLflowCallback, ParentRun, parent_run
+from hybridunet.tracking.runs import match_call, test_scores
 
 
 class TrackedComparison:
@@ -30,16 +32,17 @@ class TrackedComparison:
         self.parent, self.configs = parent, list(configs)
 
     def callbacks(self, run_config: ExperimentConfig, label: str) -> list[Callback]:
-        """What a seed's training logs through: a nested run tagged with its arm."""
-        return [MLflowCallback(run_config.tracking, parent_run_id=self.parent.run_id, tags={"compare.label": label})]
+        """What a seed's training logs through: a nested run tagged with its arm. A server
+        that is away is not waited for per seed: its calls wait in the seed's folder, and
+        the comparison's end sends them (`parent_run`)."""
+        return [MLflowCallback(run_config.tracking, parent_run_id=self.parent, tags={"compare.label": label},
+                               flush_timeout=0)]
 
     def log_test(self, run_id: str, test: Mapping[str, Any], run_config: ExperimentConfig) -> None:
-        log_test_scores(run_id, test, run_config.tracking)
+        self.parent.log_metrics(test_scores(test), run_id=run_id)
 
     def log_match(self, run_id: str, entries: Mapping[str, Any], run_config: ExperimentConfig) -> None:
-        from hybridunet.tracking.runs import log_match
-
-        log_match(run_id, entries, run_config.tracking)
+        self.parent.submit(match_call(run_id, entries))
 
     def finish(self, arms: Sequence[Arm], outcomes: Sequence[PairOutcome],
                curves: Mapping[str, Mapping[int, list[float]]]) -> None:
@@ -50,23 +53,23 @@ class TrackedComparison:
     def log_models(self, arms: Sequence[Arm]) -> None:
         """Each arm's best seed (by validation Dice) logs its model as its config's
         tracking.log_model says; the other seeds log none."""
-        from hybridunet.tracking.models import log_best_run_model
-        from hybridunet.tracking.store import tracking_uri
+        from hybridunet.tracking.models import best_candidate
 
         for arm, (_, config) in zip(arms, self.configs):
-            seeds = [(r.run_id, r.val.dice, r.checkpoint) for r in arm.records if r.run_id and r.checkpoint]
-            log_best_run_model(seeds, config.tracking.log_model, config.tracking.registered_model,
-                               tracking_uri(config.tracking))
+            best = best_candidate((r.run_id, r.val.dice, r.checkpoint) for r in arm.records if r.run_id)
+            if best is not None and config.tracking.log_model != "none":
+                self.parent.log_model(*best, config.tracking.log_model, config.tracking.registered_model)
 
 
 @contextlib.contextmanager
-def tracked_comparison(configs: Sequence[tuple[str, ExperimentConfig]],
-                       seeds: Sequence[int] | None = None) -> Iterator[TrackedComparison]:
-    """The parent run for the block (FAILED on an error, KILLED on Ctrl-C, never left RUNNING);
-    `seeds` are logged as a param where they are fixed."""
+def tracked_comparison(configs: Sequence[tuple[str, ExperimentConfig]], seeds: Sequence[int] | None = None,
+                       folder: str | Path | None = None) -> Iterator[TrackedComparison]:
+    """The parent run for the block (FAILED on an error, KILLED on Ctrl-C, never left RUNNING),
+    its outbox in `folder`, the comparison's; `seeds` are logged as a param where they are fixed."""
     labels = [label for label, _ in configs]
     name = f"compare-{'-vs-'.join(labels)}-{datetime.now():%Y%m%d-%H%M%S}"
-    with parent_run(configs[0][1].tracking, name, {"compare": "parent", "compare.labels": ",".join(labels)}) as parent:
+    with parent_run(configs[0][1].tracking, name, {"compare": "parent", "compare.labels": ",".join(labels)},
+                    folder=folder) as parent:
         parent.log_params({"configs": ",".join(labels)})
         if seeds is not None:
             parent.log_params({"seeds": ",".join(map(str, seeds))})

@@ -49,14 +49,30 @@ def run_datasets(run: Run) -> dict[str, object]:
     return found
 
 
+def dataset_rows(datasets: dict[str, object]) -> list[dict[str, object]]:
+    """Datasets (context -> MetaDataset) as JSON rows: what a tracking call stores."""
+    rows = []
+    for context, dataset in datasets.items():
+        entity = dataset._to_mlflow_entity()
+        rows.append({"context": context, "name": entity.name, "digest": entity.digest, "source_type":
+                     entity.source_type, "source": entity.source, "schema": entity.schema, "profile": entity.profile})
+    return rows
+
+
 def log_datasets(client: MlflowClient, run_id: str, datasets: dict[str, object], attempts: int = 3) -> None:
-    """Log `datasets` (context -> MetaDataset) as the run's inputs. MLflow's store adds a
+    """Log `datasets` (context -> MetaDataset) as the run's inputs."""
+    log_dataset_rows(client, run_id, dataset_rows(datasets), attempts)
+
+
+def log_dataset_rows(client: MlflowClient, run_id: str, rows: list[dict], attempts: int = 3) -> None:
+    """Log datasets stored as `dataset_rows` as the run's inputs. MLflow's store adds a
     dataset it has not seen in a check-then-insert, so two processes logging the same new
     dataset at once (a study's workers) can collide; the next attempt finds it there."""
+    from mlflow.entities import Dataset
     from mlflow.exceptions import MlflowException
 
-    inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
-              for context, d in datasets.items()]
+    inputs = [DatasetInput(Dataset(r["name"], r["digest"], r["source_type"], r["source"], r["schema"], r["profile"]),
+                           [InputTag(MLFLOW_DATASET_CONTEXT, r["context"])]) for r in rows]
     for attempt in range(attempts):
         try:
             client.log_inputs(run_id, datasets=inputs)

@@ -189,12 +189,17 @@ def link_metrics(run_id: str, model_id: str, uri: str | None = None) -> None:
 def try_log_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
                   uri: str | None = None, digest: str | None = None) -> LoggedModelRef | None:
     """`log_checkpoint_model`, but a model that fails to export or log is reported (stderr and
-    the run's tag ``log_model.error``) rather than failing a run whose training is done."""
+    the run's tag ``log_model.error``) rather than failing a run whose training is done; a
+    server that is away (`is_outage`) is raised, so the call is kept and made again."""
+    from hybridunet.tracking.outage import is_outage
+
     try:
         return log_checkpoint_model(run_id, checkpoint, kind, registered_model_name, uri, digest)
     except Exception as error:  # noqa: BLE001  (the checkpoint is logged either way)
         from mlflow.tracking import MlflowClient
 
+        if is_outage(error):  # the server is away: the model is logged when it is back
+            raise
         message = f"{type(error).__name__}: {error}"
         print(f"hybridunet: the model of run {run_id} was not logged as {kind} ({message}); its checkpoint is "
               "logged (set tracking.log_model=none to skip this)", file=sys.stderr)
@@ -215,25 +220,14 @@ def logged_model(run_id: str, uri: str | None = None, digest: str | None = None)
     return LoggedModelRef(f"models:/{found[-1]}", found[-1]) if found else None
 
 
-def ensure_model(run_id: str, checkpoint: str | Path, kind: str, registered_model_name: str | None = None,
-                 uri: str | None = None) -> LoggedModelRef | None:
-    """The model of `checkpoint` that run `run_id` logged already (a finished run resumed, a
-    resumed comparison or study), else `try_log_model`'s: no checkpoint's model is logged twice."""
-    digest = checkpoint_digest(checkpoint)
-    return logged_model(run_id, uri, digest) or try_log_model(run_id, checkpoint, kind, registered_model_name, uri,
-                                                              digest)
-
-
-def log_best_run_model(candidates: Iterable[tuple[str, float, str | Path]], kind: str,
-                       registered_model_name: str | None = None, uri: str | None = None) -> LoggedModelRef | None:
+def best_candidate(candidates: Iterable[tuple[str | None, float, str | Path | None]]) -> tuple[str, str] | None:
     """Of (run_id, validation Dice, checkpoint) candidates (a comparison arm's seeds, a
-    trial's), the best one's model, logged as `kind` unless it has one already (a resumed
-    comparison or study) or its checkpoint is not on this machine."""
-    found = [c for c in candidates if c[2] and Path(c[2]).is_file()]
-    if kind == "none" or not found:
+    trial's), the best one whose checkpoint is on this machine: (run_id, checkpoint)."""
+    found = [c for c in candidates if c[0] and c[2] and Path(c[2]).is_file()]
+    if not found:
         return None
     run_id, _, checkpoint = max(found, key=lambda c: c[1])
-    return ensure_model(run_id, checkpoint, kind, registered_model_name, uri)
+    return str(run_id), str(checkpoint)
 
 
 def prepare(kind: str) -> None:

@@ -45,24 +45,35 @@ def _record(run: Any) -> RunRecord:
     )
 
 
-def log_test_scores(run_id: str, metrics: Mapping[str, Any], config: TrackingConfig) -> None:
-    """Add a held-out split's scores (`test_dice`, `test_miou`, `test_dice/<class>`) to a run."""
+def test_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """A held-out split's scores as metrics: `test_dice`, `test_miou`, `test_dice/<class>`."""
     values = {"test_dice": metrics["dice"], "test_miou": metrics["miou"],
               **{f"test_dice/{k}": v for k, v in (metrics.get("per_class_dice") or {}).items()}}
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
+def log_test_scores(run_id: str, metrics: Mapping[str, Any], config: TrackingConfig) -> None:
+    """Add a held-out split's scores (`test_scores`) to a run."""
     now = int(time.time() * 1000)
-    rows = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None and math.isfinite(v)]
+    rows = [Metric(k, v, now, 0) for k, v in test_scores(metrics).items()]
     make_client(tracking_uri(config)).log_batch(run_id, metrics=rows)
 
 
-def log_match(run_id: str, entries: Mapping[str, Any], config: TrackingConfig) -> None:
-    """A run trained at matched cost: the mode and multiplier as params, its steps and
-    training TFLOPs as metrics."""
-    from mlflow.entities import Param
+def match_call(run_id: str, entries: Mapping[str, Any]) -> dict[str, Any]:
+    """The tracking call that records a run trained at matched cost: the mode and multiplier
+    as params, its steps and training TFLOPs as metrics."""
+    from hybridunet.tracking.calls import metric_rows
 
-    now = int(time.time() * 1000)
-    params = [Param(k, str(entries[k])) for k in ("match_cost", "cost_multiplier")]
-    rows = [Metric(k, float(entries[k]), now, 0) for k in ("train_steps", "train_tflops")]
-    make_client(tracking_uri(config)).log_batch(run_id, metrics=rows, params=params)
+    return {"call": "log_batch", "run_id": run_id,
+            "params": [[k, str(entries[k])] for k in ("match_cost", "cost_multiplier")],
+            "metrics": metric_rows({k: float(entries[k]) for k in ("train_steps", "train_tflops")})}
+
+
+def log_match(run_id: str, entries: Mapping[str, Any], config: TrackingConfig) -> None:
+    """Record a run trained at matched cost (`match_call`), now."""
+    from hybridunet.tracking.calls import Sender
+
+    Sender(tracking_uri(config)).send(match_call(run_id, entries), run_id)
 
 
 def trial_runs(config: TrackingConfig, study: str, number: int) -> list[dict[str, Any]]:

@@ -24,6 +24,14 @@ def tracking_uri(config: TrackingConfig | None = None) -> str:
     return (config.uri if config and config.uri else None) or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def absolute_uri(uri: str) -> str:
+    """`uri` with a relative sqlite path made absolute: an outbox's calls reach the same store
+    from whatever folder `hybridunet sync` is run in."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
 def client(uri: str | None = None) -> MlflowClient:
     return MlflowClient(uri or tracking_uri())
 

@@ -12,11 +12,12 @@ from hybridunet.tracking.callback import MLflowCallback
 class TrialRunCallback(MLflowCallback):
     """A trial's run under its study's parent: tagged with the study and trial, its sampled
     parameters logged as ``trial.<key>``; a trial stopped by `pruned` (the tuner's pruning
-    exception) ends FINISHED with ``optuna.state = PRUNED``, a completed one ``COMPLETE``."""
+    exception) ends FINISHED with ``optuna.state = PRUNED``, a completed one ``COMPLETE``. A
+    server that is away fails no trial: its calls wait in the trial's folder for the study's end."""
 
     def __init__(self, config: TrackingConfig, parent_run_id: str, study: str, number: int, params: dict[str, Any],
                  pruned: type[BaseException]) -> None:
-        super().__init__(config, parent_run_id=parent_run_id)
+        super().__init__(config, parent_run_id=parent_run_id, flush_timeout=0)  # the study waits once, at its end
         self.study, self.number, self.params, self.pruned = study, number, params, pruned
 
     def on_fit_start(self, run: Run) -> None:

@@ -1,15 +1,23 @@
-"""A logging worker: MLflow calls in order, off the training thread, at idle priority."""
+"""The logging worker: MLflow calls in order, off the training thread, at idle priority;
+a server that is away costs neither training nor a single call."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
-import queue
+import re
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+
+from hybridunet.tracking.calls import NotReady, describe, is_outage, stored
+from hybridunet.tracking.outbox import Outbox
+
+MEMORY_BOUND = 10_000  # calls held in memory during an outage; the rest wait in the outbox file only
+RETRY_FIRST, RETRY_MAX = 1.0, 10.0  # seconds between attempts while the server is away: doubling, capped
 
 
 def _lowest_priority() -> None:
@@ -30,62 +38,262 @@ def _lowest_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
+class Sends(Protocol):
+    uri: str
+    client: Any  # an MlflowClient, for reads
+
+    def send(self, call: dict[str, Any], run_id: str | None, check: bool = False) -> str | None: ...
+
+    def forget(self) -> None: ...
+
+
+def say(message: str) -> None:
+    print(f"hybridunet: {message}", file=sys.stderr, flush=True)
+
+
+def reason(error: BaseException) -> str:
+    """Why a call failed, in a few words (MLflow's own messages hold a URL and a repr)."""
+    text = str(error)
+    found = re.search(r"\[Errno -?\d+\][^'\")]*", text) or re.search(r"Caused by (\w+)", text)
+    return f"{type(error).__name__}: {found.group(0) if found else text[:200]}"
+
+
 class LogWorker:
-    """Runs logging calls in order, and turns a failed call into one RuntimeError.
+    """Makes MLflow calls (see `hybridunet.tracking.calls`) in order, and never lets a
+    failed one stop the caller.
 
     With `background` the calls run on a worker thread at the lowest CPU priority (on
-    Linux, see `_lowest_priority`), so they fill the moments training leaves a core
-    idle instead of taking one from training's own threads; a failure is raised by the
-    next `submit` or by `close`, and the calls after it are dropped. Without it they run at once, in the caller.
-    Only numpy, Pillow and MLflow run on the worker: a torch op there would start a
-    second OpenMP thread team that competes with training's (BENCHMARKS.md, tracking).
+    Linux, see `_lowest_priority`), so they fill the moments training leaves a core idle
+    instead of taking one from training's own threads; without it they run at once, in
+    the caller. Only numpy, Pillow and MLflow run on the worker while training runs: a
+    torch op there would start a second OpenMP thread team (BENCHMARKS.md, tracking).
+
+    A server that is away (`is_outage`): one warning line, and from then on every call is
+    also written to the outbox of `folder` before it is queued (`Outbox`), so neither a
+    crash nor a SIGKILL loses it; the worker tries again (1 s, doubling to 10 s), sends the
+    backlog in order when the server answers, each call once, and `close` waits for it
+    at most its `timeout`. A call the server refuses (a 4xx answer) is reported and dropped.
     `cpu_seconds` is the CPU time the calls took, complete once `close` returns.
     """
 
-    def __init__(self, background: bool = True) -> None:
-        self._error: BaseException | None = None
+    def __init__(self, sender: Sends, folder: str | Path | None = None, background: bool = True,
+                 run_id: str | None = None) -> None:
+        self.sender, self.run_id = sender, run_id
         self.cpu_seconds = 0.0
-        self._queue: queue.SimpleQueue | None = None
+        self.outbox = Outbox(folder) if folder is not None else None
+        self._pending: collections.deque[tuple[int | None, dict[str, Any]]] = collections.deque()
+        self._unloaded: int | None = None  # first stored call not in memory (past MEMORY_BOUND), if any
+        self._cond = threading.Condition()
+        self._outage: BaseException | None = None  # the failure of the current outage
+        self._keeping = False  # calls are written to the outbox (since the first failure)
+        self._warned = False
+        self._retry_at, self._delay = 0.0, RETRY_FIRST
+        self._attempted = False  # the first pending call was tried and may have landed
+        self._closing, self._deadline, self._abandoned = False, float("inf"), False
+        self.on_run: Any = None  # called with the run id when a create_run call lands
+        self.model: Any = None  # the LoggedModelRef of a log_model call, once it landed
+        if self.outbox is not None:
+            self.outbox.acquire(sender.uri)
+            if self.outbox.pending_count():  # left by a process that died: a resumed training sends it first
+                self.run_id = self.run_id or self.outbox.run_id()
+                self._keeping, self._unloaded = True, self.outbox.sent
+                self._load()
+        self._thread: threading.Thread | None = None
         if background:
-            self._queue = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._work, name="hybridunet-mlflow", daemon=True)
             self._thread.start()
 
+    @property
+    def outbox_folder(self) -> Path | None:
+        return self.outbox.folder if self.outbox is not None else None
+
+    @property
+    def away(self) -> bool:
+        """Whether the server is away (since the last failed call)."""
+        return self._outage is not None
+
+    @property
+    def kept(self) -> int:
+        """Calls not sent yet."""
+        with self._cond:
+            return self._kept()
+
+    def _kept(self) -> int:
+        if self._keeping and self.outbox is not None:
+            return self.outbox.pending_count()
+        return len(self._pending)
+
+    @property
+    def creating_run(self) -> bool:
+        """Whether a create_run call waits to be sent."""
+        with self._cond:
+            return any(call["call"] == "create_run" for _, call in self._pending) or self._unloaded is not None
+
+    # -- the caller's side ------------------------------------------------------------
+    def wait_for_run(self, timeout: float = 30.0) -> str | None:
+        """The run's id once its create_run call landed; None if the server is away (or slower
+        than `timeout`): then the run is created when it answers."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.run_id is None and self._outage is None and time.monotonic() < deadline:
+                if self._thread is None:
+                    break
+                self._cond.wait(0.02)
+            return self.run_id
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (at most `timeout` seconds, less if the server is away) until every submitted
+        call is sent; returns whether they are."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._pending or self._unloaded is not None) and self._thread is not None:
+                if self._outage is not None or time.monotonic() >= deadline:
+                    break
+                self._cond.wait(0.02)
+            return not self._pending and self._unloaded is None
+
+    def submit(self, call: dict[str, Any]) -> None:
+        """Queue `call` (sent at once without `background`); never raises for the server."""
+        with self._cond:
+            if self._keeping:
+                number, kept = self._store(call)
+                if self._unloaded is None and len(self._pending) >= MEMORY_BOUND:
+                    self._unloaded = number
+                if self._unloaded is None:
+                    self._pending.append((number, kept))
+            else:
+                self._pending.append((None, call))
+            self._cond.notify()
+        if self._thread is None:
+            self._pump(wait=False)
+
+    def close(self, timeout: float = 60.0) -> bool:
+        """Wait for the submitted calls: as long as the server answers, and at most `timeout`
+        seconds while it is away. Returns whether every call landed; what did not is in the
+        outbox, which stays (for `hybridunet sync`) until it is sent."""
+        with self._cond:
+            self._closing, self._deadline = True, time.monotonic() + timeout
+            self._cond.notify_all()
+        if self._thread is not None:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+                if time.monotonic() > self._deadline + 120:  # a call stuck in the network: leave it
+                    self._abandoned = True
+                    break
+        else:
+            self._pump(wait=True)
+        with self._cond:
+            if self._pending and not self._keeping:  # the deadline came before the calls were made
+                self._keep_all()
+            kept = self._kept()
+        if self.outbox is not None:
+            self.outbox.release()
+        return kept == 0
+
+    # -- the worker's side ------------------------------------------------------------
     def _work(self) -> None:
         _lowest_priority()
-        while (call := self._queue.get()) is not None:
-            if self._error is None:
+        self._pump(wait=True)
+
+    def _pump(self, wait: bool) -> None:
+        """Send pending calls in order. `wait`: until closed (with its deadline), sleeping out
+        an outage; else only until the first call that cannot be sent now."""
+        while True:
+            with self._cond:
+                while True:
+                    if not self._pending and self._unloaded is not None:
+                        self._load()
+                    now = time.monotonic()
+                    if self._closing and (not self._pending or self._outage is not None and now >= self._deadline):
+                        return
+                    if self._pending and (self._outage is None or now >= self._retry_at):
+                        break
+                    if not wait:
+                        return
+                    until = self._retry_at if self._outage is not None and self._pending else None
+                    if self._closing:
+                        until = min(until or self._deadline, self._deadline)
+                    self._cond.wait(None if until is None else max(0.0, until - now))
+                number, call = self._pending[0]
+                check = self._attempted
+            try:
+                start = time.thread_time()
                 try:
-                    self._call(*call)
-                except BaseException as error:  # raised again by the caller's next submit or close
-                    self._error = error
+                    run_id = self.sender.send(call, self.run_id, check=check)
+                finally:
+                    self.cpu_seconds += time.thread_time() - start
+            except Exception as error:  # noqa: BLE001  (no tracking failure reaches training)
+                if self._abandoned:
+                    return
+                with self._cond:
+                    if isinstance(error, NotReady) and not error.away:  # its parent is being created: a moment
+                        self._cond.wait(0.05)
+                        continue
+                    if is_outage(error):
+                        self._enter_outage(error, call)
+                        continue
+                    say(f"MLflow at {self.sender.uri} refused {describe(call)} ({reason(error)}); that call is "
+                        "dropped, training goes on")
+                    self._done(number)
+                continue
+            if self._abandoned:
+                return
+            created = run_id if call["call"] == "create_run" else None
+            with self._cond:
+                if "result" in call:  # a logged model
+                    self.model = call["result"]
+                if created:
+                    self.run_id = created
+                    if self.outbox is not None:
+                        self.outbox.keep_run_id(created, self.sender.uri)
+                if self._outage is not None:
+                    say(f"MLflow at {self.sender.uri} answers again; sending the {self._kept()} kept calls")
+                self._outage, self._delay = None, RETRY_FIRST
+                self._done(number)
+            if created and self.on_run is not None:
+                self.on_run(created)
 
-    def _call(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-        start = time.thread_time()
-        try:
-            fn(*args, **kwargs)
-        finally:
-            self.cpu_seconds += time.thread_time() - start
+    def _done(self, number: int | None) -> None:
+        self._pending.popleft()
+        self._attempted = False
+        if number is not None:
+            self.outbox.mark_sent(number + 1)
 
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise RuntimeError(f"MLflow logging failed: {type(error).__name__}: {error}") from error
+    def _enter_outage(self, error: BaseException, call: dict[str, Any]) -> None:
+        first = self._outage is None
+        self._outage, self._attempted = error, True
+        self.sender.forget()
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, RETRY_MAX)
+        if self.outbox is not None and not self._keeping:
+            self._keep_all()
+        if first and not self._warned:
+            self._warned = True
+            where = f" in {self.outbox.path}" if self.outbox is not None else " in memory"
+            say(f"MLflow at {self.sender.uri} did not take {describe(call)} ({reason(error)}); training goes on; "
+                f"{self._kept()} calls kept{where}")
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self._raise()
-        if self._queue is not None:
-            self._queue.put((fn, args, kwargs))
+    def _keep_all(self) -> None:
+        """From now on every call is written to the outbox first; the pending ones now."""
+        if self.outbox is None:
             return
-        try:
-            self._call(fn, args, kwargs)
-        except Exception as error:  # Ctrl-C stays a KeyboardInterrupt
-            self._error = error
-            self._raise()
+        self._keeping = True
+        kept = [self._store(call) for _, call in self._pending]
+        self._pending = collections.deque(kept[:MEMORY_BOUND])
+        if len(kept) > MEMORY_BOUND:
+            self._unloaded = kept[MEMORY_BOUND][0]
 
-    def close(self, timeout: float | None = None) -> None:
-        """Wait (at most `timeout` seconds) for every submitted call; raise the first failure."""
-        if self._queue is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
-        self._raise()
+    def _store(self, call: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Append `call` to the outbox; its number there and its stored form."""
+        number = self.outbox.appended
+        kept = stored(call, self.outbox.files, number)
+        self.outbox.append(kept)
+        return number, kept
+
+    def _load(self) -> None:
+        """Bring stored calls past the memory bound back into memory, in order."""
+        start = self._unloaded
+        assert start is not None and self.outbox is not None
+        calls = self.outbox.calls(start, MEMORY_BOUND)
+        self._pending.extend((start + i, call) for i, call in enumerate(calls))
+        self._unloaded = start + len(calls) if start + len(calls) < self.outbox.appended else None

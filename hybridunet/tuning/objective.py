@@ -89,7 +89,7 @@ class Objective:
                 run.seed = config.seed + k
                 run.train.out_dir = str(Path(config.train.out_dir) / f"seed-{run.seed}")
                 run.tracking.run_name = f"{config.tracking.run_name}-seed-{run.seed}"
-                callbacks = self.callbacks(run, trial, parent.run_id, per_epoch=False) if parent else []
+                callbacks = self.callbacks(run, trial, parent, per_epoch=False) if parent else []
                 results.append(fit(run, callbacks=callbacks))
                 values.append(results[-1]["dice"])
                 if not self.prunes:
@@ -111,9 +111,10 @@ class Objective:
             return contextlib.nullcontext(None)
         from hybridunet.tracking import parent_run
 
-        return parent_run(config.tracking, config.tracking.run_name, {
+        waits_not = config.tracking.model_copy(update={"flush_timeout": 0})  # the study waits for a server once, at its end
+        return parent_run(waits_not, config.tracking.run_name, {
             "mlflow.parentRunId": self.parent_id, "optuna.study": trial.study.study_name,
-            "optuna.trial": str(trial.number), "trial": "parent"})
+            "optuna.trial": str(trial.number), "trial": "parent"}, folder=config.train.out_dir)
 
     def claim(self, trial: optuna.Trial) -> None:
         """Workers sharing a storage together finish exactly `trials`: one that starts a trial
@@ -148,10 +149,11 @@ class Objective:
         config.tracking.log_model = "none"  # the study's best trial logs its model at the end (`tune`)
         return config
 
-    def callbacks(self, config: ExperimentConfig, trial: optuna.Trial, parent_id: str | None = None,
+    def callbacks(self, config: ExperimentConfig, trial: optuna.Trial, parent: Any = None,
                   per_epoch: bool = True) -> list[Callback]:
+        """`parent`: the trial's own parent run (a `ParentRun`), else the study's."""
         callbacks: list[Callback] = [PruneOnDice(trial)] if per_epoch else []
-        parent_id = parent_id or self.parent_id
+        parent_id = parent or self.parent_id
         if parent_id is not None:
             from hybridunet.tracking import TrialRunCallback
 

@@ -104,8 +104,8 @@ def tune(
             front = write_pareto(base, space, study, out) if several else []
             scores = importances(study)
             study.set_user_attr("importances", scores)  # the report reads them back; the dashboard shows them
-            if parent is not None:
-                log_best_model(base, study)
+            if parent is not None and _answers(base):
+                log_best_model(base, study, parent)
                 log_study_curves(parent, base, study)
                 finished = study.get_trials(deepcopy=False, states=FINISHED)
                 parent.log_metrics({"best_val_dice": best_trial(study).values[0], "trials_finished": len(finished),
@@ -120,20 +120,37 @@ def tune(
     return study
 
 
-def log_best_model(base: ExperimentConfig, study: optuna.Study) -> None:
+def _answers(base: ExperimentConfig) -> bool:
+    """Whether the tracking server answers: the study's summary reads its trials' runs back.
+    If it is away, that summary is skipped (with one line) and the study still ends."""
+    from hybridunet.tracking.calls import is_outage
+    from hybridunet.tracking.store import client, tracking_uri
+
+    try:
+        client(tracking_uri(base.tracking)).search_experiments(max_results=1)
+        return True
+    except Exception as error:  # noqa: BLE001
+        if not is_outage(error):
+            raise
+        print(f"hybridunet: MLflow at {tracking_uri(base.tracking)} does not answer ({type(error).__name__}); the "
+              "study's summary (curves, best model) is not logged; its trials' runs are kept and sent", flush=True)
+        return False
+
+
+def log_best_model(base: ExperimentConfig, study: optuna.Study, parent: Any) -> None:
     """The best trial's run (its best seed's, by validation Dice) logs its model as
     base.tracking.log_model says; no other trial logs one (`Objective.trial_config`)."""
     if base.tracking.log_model == "none":
         return
     from hybridunet.tracking import trial_runs
-    from hybridunet.tracking.models import log_best_run_model
-    from hybridunet.tracking.store import tracking_uri
+    from hybridunet.tracking.models import best_candidate
 
     best = best_trial(study)
     number = best.user_attrs.get("duplicate_of", best.number)  # a repeated combination was not trained again
-    seeds = [(r["run_id"], r["best_val_dice"], r["checkpoint"])
-             for r in trial_runs(base.tracking, study.study_name, number) if r["best_val_dice"] is not None]
-    log_best_run_model(seeds, base.tracking.log_model, base.tracking.registered_model, tracking_uri(base.tracking))
+    found = best_candidate((r["run_id"], r["best_val_dice"], r["checkpoint"])
+                           for r in trial_runs(base.tracking, study.study_name, number) if r["best_val_dice"] is not None)
+    if found is not None:
+        parent.log_model(*found, base.tracking.log_model, base.tracking.registered_model)
 
 
 def log_study_curves(parent: Any, base: ExperimentConfig, study: optuna.Study) -> None:
@@ -273,14 +290,37 @@ def _study_parent(base: ExperimentConfig, study: optuna.Study, storage: str):
 
     from sqlalchemy.engine import make_url
 
-    from hybridunet.tracking import parent_run, shared_parent_id
+    from hybridunet.tracking import shared_parent_id
 
     where = make_url(storage).render_as_string(hide_password=True)
     key = f"optuna:{study.study_name}:{hashlib.sha256(where.encode()).hexdigest()[:12]}"
     parent_id = shared_parent_id(base.tracking, key, f"study-{study.study_name}",
                                  {"optuna.study": study.study_name, "study": "parent", "optuna.storage": where})
     study.set_user_attr("mlflow_parent_run_id", parent_id)
-    return parent_run(base.tracking, f"study-{study.study_name}", run_id=parent_id)
+    return _worker_parent(base, study.study_name, parent_id)
+
+
+@contextlib.contextmanager
+def _worker_parent(base: ExperimentConfig, study_name: str, parent_id: str):
+    """The study's parent run as this worker logs to it: its outbox in a folder of its own
+    (one study folder, many workers), removed at the end unless calls are left in it."""
+    import os
+    import shutil
+    import socket
+
+    from hybridunet.tracking import parent_run
+    from hybridunet.tracking.outbox import Outbox
+
+    folder = study_dir(study_name)
+    mine = folder / "workers" / f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        with parent_run(base.tracking, f"study-{study_name}", run_id=parent_id, folder=mine, children=folder) as parent:
+            yield parent
+    finally:
+        if not Outbox(mine).exists():
+            shutil.rmtree(mine, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (folder / "workers").rmdir()  # another worker's may still be there
 
 
 def study_report(study: optuna.Study) -> dict[str, Any]:

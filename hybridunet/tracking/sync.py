@@ -1,0 +1,119 @@
+"""Sending what a run folder's outbox holds: `hybridunet sync`, a comparison's or a study's
+end, and a training that starts in a folder an earlier run left calls in."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybridunet.errors import UsageError
+from hybridunet.tracking.calls import Sender, describe, is_outage
+from hybridunet.tracking.outbox import OUTBOX, Busy, Outbox, outboxes
+from hybridunet.tracking import worker
+from hybridunet.tracking.worker import reason, say
+
+
+class Unreachable(UsageError):
+    """The tracking server did not answer (in the time given)."""
+
+
+@dataclass(frozen=True)
+class Synced:
+    folder: Path
+    run_id: str | None
+    sent: int  # calls sent now
+    killed: bool  # the run's process had died: the run was marked KILLED
+
+
+def send_outbox(outbox: Outbox, deadline: float | None = None) -> Synced:
+    """Send the calls `outbox` holds, in order, each once (what landed before is checked),
+    to the server its run logs to; then remove it. A run whose process died before it
+    ended (SIGKILL, power loss) is marked KILLED, at the time of its last call.
+
+    `deadline` (time.monotonic()): while the server is away, try again until then; None:
+    one attempt. Raises `Unreachable` (what was sent stays sent), `Busy` if a live process
+    holds the outbox."""
+    uri = outbox.header()["uri"]
+    outbox.acquire(uri)
+    try:
+        sender, run_id = Sender(uri), outbox.run_id()
+        start = outbox.sent
+        calls = outbox.calls(start)
+        last = outbox.calls(max(0, outbox.appended - 1))
+        ended = bool(last) and last[-1]["call"] == "set_terminated"  # else its process died before the run ended
+        for number, call in enumerate(calls, start):
+            run_id = _send(sender, call, run_id, deadline, outbox, len(calls) - (number - start)) or run_id
+            if call["call"] == "create_run" and run_id is not None:
+                outbox.keep_run_id(run_id, uri)
+            outbox.mark_sent(number + 1)
+        killed = not ended and run_id is not None
+        if killed:
+            _send(sender, {"call": "set_terminated", "status": "KILLED", "end_time": int(outbox.last_write() * 1000)},
+                  run_id, deadline, outbox, 1)
+        return Synced(outbox.folder, run_id, len(calls), killed)
+    finally:
+        outbox.release()
+
+
+def _send(sender: Sender, call: dict, run_id: str | None, deadline: float | None, outbox: Outbox,
+          left: int) -> str | None:
+    delay = worker.RETRY_FIRST
+    while True:
+        try:
+            return sender.send(call, run_id, check=True)
+        except Exception as error:  # noqa: BLE001  (sorted below: away, or refused)
+            if not is_outage(error):
+                say(f"MLflow at {sender.uri} refused {describe(call)} of {outbox.folder} ({reason(error)}); that "
+                    "call is dropped")
+                return run_id
+            sender.forget()
+            if deadline is None or time.monotonic() + delay > deadline:
+                raise Unreachable(f"the tracking server at {sender.uri} does not answer ({reason(error)}); {left} "
+                                  f"calls are still kept in {outbox.path}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, worker.RETRY_MAX)
+
+
+def sync(folder: str | Path, wait: float = 0.0) -> list[Synced]:
+    """Send every outbox in `folder` and below it (a comparison's parent run before its
+    seeds'), waiting at most `wait` seconds for a server that is away."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such run folder")
+    found = list(outboxes(folder))
+    if not found:
+        raise UsageError(f"{folder}: no MLflow outbox ({OUTBOX}/) in it or below it: nothing to send "
+                         "(its tracking is complete)")
+    deadline = time.monotonic() + wait if wait > 0 else None
+    return [send_outbox(outbox, deadline) for outbox in found]
+
+
+def send_leftovers(folder: str | Path, uri: str) -> None:
+    """Before a new run trains into `folder`: send what an earlier run left in its outbox
+    (one attempt), so its calls are never mixed into the new run's; a `UsageError` if the
+    server does not take them."""
+    outbox = Outbox(folder)
+    if not outbox.exists():
+        return
+    try:
+        send_outbox(outbox)
+    except Unreachable as error:
+        raise UsageError(f"{folder} holds MLflow calls of an earlier run that could not be sent ({error}); send "
+                         f"them with  hybridunet sync {folder}  before training into it again") from None
+
+
+def drain(folder: str | Path, timeout: float) -> int:
+    """At a comparison's or study's end: send the outboxes its runs left below `folder`,
+    waiting at most `timeout` seconds for the server; returns how many calls are still kept.
+    An outbox a live process holds (another worker's trial) is its own to send."""
+    deadline = time.monotonic() + timeout
+    kept = 0
+    for outbox in outboxes(folder):
+        try:
+            send_outbox(outbox, deadline)
+        except Busy:
+            continue
+        except Unreachable:
+            kept += outbox.pending_count()
+    return kept
