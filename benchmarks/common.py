@@ -16,8 +16,19 @@ def machine(device: torch.device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        from hybridunet.device import cpu_name
+
+        name = f"{cpu_name()} ({cpu_flags()}), {torch.get_num_threads()} threads"
     return f"{name}, torch {torch.__version__}"
+
+
+def cpu_flags() -> str:
+    """The CPU features that decide a CPU's training speed here: AMX, AVX512-BF16, AVX2."""
+    try:
+        flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        return platform.machine()
+    return " ".join(f for f in ("amx_bf16", "avx512_bf16", "avx2") if f in flags) or "no avx2"
 
 
 def sync(device: torch.device) -> None:

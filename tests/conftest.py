@@ -186,6 +186,28 @@ def mlflow_store(tmp_path_factory) -> str:
     return uri
 
 
+@pytest.fixture(scope="session")
+def mlflow_server_url(tmp_path_factory, request) -> str:
+    """One `mlflow server` on 127.0.0.1 for the session (each xdist worker its own), with a
+    PostgreSQL backend (the README's team recipe), or sqlite where no PostgreSQL can be
+    started here; artifacts in a local folder. Tests keep to experiments of their own."""
+    from hybridunet.testing import mlflow_server
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    try:
+        backend = request.getfixturevalue("postgres").createdb(f"mlflow_{root.name.lower()}")
+        pytest.importorskip("psycopg")
+    except pytest.skip.Exception:
+        backend = f"sqlite:///{root / 'mlflow.db'}"
+    args = ["--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job consumers: starts faster
+    try:
+        with mlflow_server("server", args, log=root / "server.log", env=env) as uri:
+            yield uri
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Each test runs in its own folder, so default outputs and MLflow stores land there."""

@@ -14,28 +14,12 @@ from mlflow.tracking import MlflowClient
 import hybridunet
 from hybridunet.comparison import COST_KEYS, arms_from_mlflow, cost_means, run_comparison
 from hybridunet.engine import fit
-from hybridunet.testing import mlflow_server
 from hybridunet.tracking import MLflowCallback
 
 
 @pytest.fixture
-def server(tmp_path_factory, request) -> str:
-    """`mlflow server` on 127.0.0.1 with a PostgreSQL backend (the README's team recipe), or
-    sqlite where no PostgreSQL can be started here; artifacts in a local folder."""
-    root = tmp_path_factory.mktemp("mlflow")
-    try:
-        backend = request.getfixturevalue("postgres").createdb(f"mlflow_{root.name.lower()}")
-        pytest.importorskip("psycopg")
-    except pytest.skip.Exception:
-        backend = f"sqlite:///{root / 'mlflow.db'}"
-    args = ["--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job consumers: starts faster
-    try:
-        with mlflow_server("server", args, log=root / "server.log", env=env) as uri:
-            yield uri
-    except RuntimeError as err:
-        pytest.fail(str(err))
-
+def server(mlflow_server_url) -> str:
+    return mlflow_server_url
 
 
 def check_training_run(uri: str, result: dict) -> None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybridunet.errors import UsageError
+from hybridunet.tracking import worker
 from hybridunet.tracking.calls import Sender, describe, is_outage
 from hybridunet.tracking.outbox import OUTBOX, Busy, Outbox, outboxes
-from hybridunet.tracking import worker
 from hybridunet.tracking.worker import reason, say
 
 
@@ -43,7 +43,9 @@ def send_outbox(outbox: Outbox, deadline: float | None = None) -> Synced:
         last = outbox.calls(max(0, outbox.appended - 1))
         ended = bool(last) and last[-1]["call"] == "set_terminated"  # else its process died before the run ended
         for number, call in enumerate(calls, start):
-            run_id = _send(sender, call, run_id, deadline, outbox, len(calls) - (number - start)) or run_id
+            # only the first may have landed: a process sends one call at a time and counts it sent when it has
+            run_id = _send(sender, call, run_id, deadline, outbox, len(calls) - (number - start),
+                           check=number == start) or run_id
             if call["call"] == "create_run" and run_id is not None:
                 outbox.keep_run_id(run_id, uri)
             outbox.mark_sent(number + 1)
@@ -57,17 +59,18 @@ def send_outbox(outbox: Outbox, deadline: float | None = None) -> Synced:
 
 
 def _send(sender: Sender, call: dict, run_id: str | None, deadline: float | None, outbox: Outbox,
-          left: int) -> str | None:
+          left: int, check: bool = True) -> str | None:
     delay = worker.RETRY_FIRST
     while True:
         try:
-            return sender.send(call, run_id, check=True)
+            return sender.send(call, run_id, check=check)
         except Exception as error:  # noqa: BLE001  (sorted below: away, or refused)
             if not is_outage(error):
                 say(f"MLflow at {sender.uri} refused {describe(call)} of {outbox.folder} ({reason(error)}); that "
                     "call is dropped")
                 return run_id
             sender.forget()
+            check = True  # its answer may be what was lost
             if deadline is None or time.monotonic() + delay > deadline:
                 raise Unreachable(f"the tracking server at {sender.uri} does not answer ({reason(error)}); {left} "
                                   f"calls are still kept in {outbox.path}") from None

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from hybridunet.tracking.calls import NotReady, describe, is_outage, stored
 from hybridunet.tracking.outbox import Outbox
 
+TRACE: list[list] | None = None  # a list: every worker adds [kind, submitted, landed, backlog] (benchmarks)
 MEMORY_BOUND = 10_000  # calls held in memory during an outage; the rest wait in the outbox file only
 RETRY_FIRST, RETRY_MAX = 1.0, 10.0  # seconds between attempts while the server is away: doubling, capped
 
@@ -154,6 +155,9 @@ class LogWorker:
 
     def submit(self, call: dict[str, Any]) -> None:
         """Queue `call` (sent at once without `background`); never raises for the server."""
+        if TRACE is not None:
+            call = {**call, "trace": [call["call"], time.monotonic(), None, self._kept()]}
+            TRACE.append(call["trace"])
         with self._cond:
             if self._keeping:
                 number, kept = self._store(call)
@@ -242,6 +246,8 @@ class LogWorker:
             with self._cond:
                 if "result" in call:  # a logged model
                     self.model = call["result"]
+                if "trace" in call:
+                    call["trace"][2] = time.monotonic()
                 if created:
                     self.run_id = created
                     if self.outbox is not None:
