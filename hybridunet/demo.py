@@ -82,18 +82,33 @@ def run_demo(seeds: Sequence[int] | None = None, tracking: bool = True, max_seed
     print(table(arms, outcomes))
     print(f"\n{len(arms[0].seeds)} seeds in {(time.perf_counter() - start) / 60:.1f} minutes")
     if tracking:
-        from hybridunet.tracking import ui_links
-
-        last = arms[0].records[-1].run_id
-        assert last is not None  # tracked runs have one
-        charts, page = ui_links(last)
-        experiment = RECIPE["tracking"]["experiment"]
-        print(f"\nEvery run is in MLflow (experiment {experiment}). To see the comparison:  mlflow ui   then open\n"
-              f"  {charts}\n    (the chart view: each arm's learning curve, the difference and the decision)\n"
-              f"  {page}\n    (this comparison's own page; its seeds are nested runs under it)\n"
-              f"To compare them again:  hybridunet compare --experiment {experiment}")
-        _say_models(arms)
+        _say_where(arms)
     return summary(arms, outcomes)
+
+
+def _say_where(arms: Sequence[Arm]) -> None:
+    """How to see the comparison in `mlflow ui`, and where each arm's model is; with a
+    tracking server that is away, that the runs wait in their outboxes (`hybridunet sync`)."""
+    from hybridunet.tracking import ui_links
+    from hybridunet.tracking.outage import is_outage
+
+    last = arms[0].records[-1].run_id
+    try:
+        if last is None:
+            raise ConnectionError("the runs were not created")
+        charts, page = ui_links(last)
+    except Exception as error:  # noqa: BLE001
+        if not is_outage(error):
+            raise
+        print("\nThe tracking server is away: the runs wait in their folders' outboxes (the line above says how "
+              "to send them: hybridunet sync).")
+        return
+    experiment = RECIPE["tracking"]["experiment"]
+    print(f"\nEvery run is in MLflow (experiment {experiment}). To see the comparison:  mlflow ui   then open\n"
+          f"  {charts}\n    (the chart view: each arm's learning curve, the difference and the decision)\n"
+          f"  {page}\n    (this comparison's own page; its seeds are nested runs under it)\n"
+          f"To compare them again:  hybridunet compare --experiment {experiment}")
+    _say_models(arms)
 
 
 def _say_models(arms: Sequence[Arm]) -> None:

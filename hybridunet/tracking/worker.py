@@ -17,7 +17,7 @@ from hybridunet.tracking.calls import NotReady, describe, is_outage, stored
 from hybridunet.tracking.outbox import Outbox
 
 TRACE: list[list] | None = None  # a list: every worker adds [kind, submitted, landed, backlog] (benchmarks)
-MEMORY_BOUND = 10_000  # calls held in memory during an outage; the rest wait in the outbox file only
+MEMORY_BOUND = 1000  # calls held in memory; past it (a long outage, or logging slower than training) they wait in the file
 RETRY_FIRST, RETRY_MAX = 1.0, 10.0  # seconds between attempts while the server is away: doubling, capped
 
 
@@ -167,6 +167,8 @@ class LogWorker:
                     self._pending.append((number, kept))
             else:
                 self._pending.append((None, call))
+                if len(self._pending) > MEMORY_BOUND and self.outbox is not None:
+                    self._keep_all()  # the server answers, but slower than training logs: memory stays bounded
             self._cond.notify()
         if self._thread is None:
             self._pump(wait=False)
@@ -218,7 +220,7 @@ class LogWorker:
                     if self._closing:
                         until = min(until or self._deadline, self._deadline)
                     self._cond.wait(None if until is None else max(0.0, until - now))
-                number, call = self._pending[0]
+                call = self._pending[0][1]
                 check = self._attempted
             try:
                 start = time.thread_time()
@@ -238,7 +240,7 @@ class LogWorker:
                         continue
                     say(f"MLflow at {self.sender.uri} refused {describe(call)} ({reason(error)}); that call is "
                         "dropped, training goes on")
-                    self._done(number)
+                    self._done()
                 continue
             if self._abandoned:
                 return
@@ -255,14 +257,16 @@ class LogWorker:
                 if self._outage is not None:
                     say(f"MLflow at {self.sender.uri} answers again; sending the {self._kept()} kept calls")
                 self._outage, self._delay = None, RETRY_FIRST
-                self._done(number)
+                self._done()
             if created and self.on_run is not None:
                 self.on_run(created)
 
-    def _done(self, number: int | None) -> None:
-        self._pending.popleft()
+    def _done(self) -> None:
+        """The first pending call is made (or dropped). Its number is read here: the caller's
+        copy may predate `_keep_all`, which stores the pending calls while one is being sent."""
+        number, _ = self._pending.popleft()
         self._attempted = False
-        if number is not None:
+        if number is not None and self.outbox is not None:
             self.outbox.mark_sent(number + 1)
 
     def _enter_outage(self, error: BaseException, call: dict[str, Any]) -> None:
