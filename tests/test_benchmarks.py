@@ -193,6 +193,17 @@ def test_tracking_overhead_reports_each_mode_and_removes_its_runs(tmp_path, monk
     assert left == []  # its store, data and checkpoints went with it
 
 
+def test_tracking_latency_times_each_call_from_submission_to_landing(capsys):
+    lines, figures = run_benchmark("tracking_latency", "--recipe", "tiny", "--store", "sqlite", "--set",
+                                   "train.epochs=2", "data.limit_train=4", "data.limit_val=4", "tracking.log_images=1",
+                                   "tracking.log_model=none", capsys=capsys)
+    assert "tiny recipe, sqlite store" in lines[0]
+    rows = {(r["when"], r["call"]): r for r in figures["rows"]}
+    assert rows[("during training", "log_image")]["n"] == 2 * 2  # val_panels and val/sample_00, two epochs
+    assert ("at the end", "set_terminated") in rows
+    assert all(0 <= r["median_s"] <= r["p95_s"] <= r["max_s"] < figures["seconds"] for r in figures["rows"])
+
+
 def test_model_logging_times_a_run_with_and_without_its_model_in_fresh_processes(tmp_path, monkeypatch, capsys,
                                                                                  mlflow_store):
     """Its runs in this process (each in a fresh one is what it measures, not what it checks)."""

@@ -240,6 +240,7 @@ def test_a_server_still_away_at_close_leaves_the_calls_in_the_outbox(tmp_path):
     again = LogWorker(FakeSender(), tmp_path)  # a resumed training sends them first
     again.submit(numbered(3))
     assert again.close() is True and again.sender.made == [0, 1, 2, 3]
+    assert again.sender.checked[:2] == [True, False]  # the dead process may have been making the first
 
 
 def test_the_same_metric_points_and_picture_sent_twice_with_a_check_land_once(mlflow_store):

@@ -91,7 +91,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Send the MLflow calls a run folder's outbox holds (and its subfolders': a comparison's seeds)."""
     from hybridunet.tracking.sync import sync
 
-    for done in sync(args.run_dir, args.wait):
+    for done in sync(args.run_dir, args.wait, args.skip_refused):
         ended = "; its process had died, so the run is marked KILLED" if done.killed else ""
         print(f"{done.folder}: sent {done.sent} calls to MLflow run {done.run_id}{ended}")
     return 0
@@ -146,4 +146,6 @@ def add_commands(commands: Subcommands) -> None:
     sync.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or a comparison's or a study's, with its runs)")
     sync.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                       help="while the server is away, try again for this long (default: one attempt)")
+    sync.add_argument("--skip-refused", action="store_true",
+                      help="drop a call the server refuses (a 4xx answer, a file that is gone) instead of stopping")
     sync.set_defaults(func=cmd_sync)

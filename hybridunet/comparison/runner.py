@@ -247,14 +247,14 @@ class _Session:
         if label in self.budgets:
             entries = self.budgets[label].record()
             record = replace(record, cost={**record.cost, **entries})
-            if self.tracker is not None and record.run_id:
+            if self.tracker is not None:
                 self.tracker.log_match(record.run_id, entries, run_config)
         if self.test_split:
             from hybridunet.engine import evaluate_checkpoint
 
             test = evaluate_checkpoint(result["checkpoint"], data=run_config.data.root, split=self.test_split)
             record = record.with_test(scores_of(test))
-            if self.tracker is not None and record.run_id:
+            if self.tracker is not None:
                 self.tracker.log_test(record.run_id, test, run_config)
         return record, result.curve("val_dice")
 

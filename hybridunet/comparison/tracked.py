@@ -22,7 +22,10 @@ from hybridunet.engine import Callback
 from hybridunet.jsonsafe import json_safe
 from hybridunet.results import METRICS, Arm
 from hybridunet.tracking import MLflowCallback, ParentRun, parent_run
+from hybridunet.tracking.calls import metric_rows
+from hybridunet.tracking.outbox import Outbox
 from hybridunet.tracking.runs import match_call, test_scores
+from hybridunet.tracking.sync import keep
 
 
 class TrackedComparison:
@@ -38,11 +41,19 @@ class TrackedComparison:
         return [MLflowCallback(run_config.tracking, parent_run_id=self.parent, tags={"compare.label": label},
                                flush_timeout=0)]
 
-    def log_test(self, run_id: str, test: Mapping[str, Any], run_config: ExperimentConfig) -> None:
-        self.parent.log_metrics(test_scores(test), run_id=run_id)
+    def log_test(self, run_id: str | None, test: Mapping[str, Any], run_config: ExperimentConfig) -> None:
+        self.on_seed(run_id, run_config.train.out_dir, {"call": "log_batch", "metrics": metric_rows(test_scores(test))})
 
-    def log_match(self, run_id: str, entries: Mapping[str, Any], run_config: ExperimentConfig) -> None:
-        self.parent.submit(match_call(run_id, entries))
+    def log_match(self, run_id: str | None, entries: Mapping[str, Any], run_config: ExperimentConfig) -> None:
+        self.on_seed(run_id, run_config.train.out_dir, match_call(entries))
+
+    def on_seed(self, run_id: str | None, folder: str | Path | None, call: dict[str, Any]) -> None:
+        """A call on a seed's run: through the parent's worker, or, where a server that was
+        away has not created that run yet, after the calls kept in the seed's folder."""
+        if run_id is not None:
+            self.parent.submit({**call, "run_id": run_id})
+        elif folder is not None and Outbox(folder).exists():
+            keep(folder, call)
 
     def finish(self, arms: Sequence[Arm], outcomes: Sequence[PairOutcome],
                curves: Mapping[str, Mapping[int, list[float]]]) -> None:
@@ -56,9 +67,12 @@ class TrackedComparison:
         from hybridunet.tracking.models import best_candidate
 
         for arm, (_, config) in zip(arms, self.configs):
-            best = best_candidate((r.run_id, r.val.dice, r.checkpoint) for r in arm.records if r.run_id)
+            best = best_candidate((r.run_id, r.val.dice, r.checkpoint) for r in arm.records)
             if best is not None and config.tracking.log_model != "none":
-                self.parent.log_model(*best, config.tracking.log_model, config.tracking.registered_model)
+                run_id, checkpoint = best
+                self.on_seed(run_id, Path(checkpoint).parent, {
+                    "call": "log_model", "checkpoint": checkpoint, "kind": config.tracking.log_model,
+                    "registered_model": config.tracking.registered_model})
 
 
 @contextlib.contextmanager

@@ -162,14 +162,14 @@ class MLflowCallback(Callback):
             require_psutil()
         previous = (run.info.get("mlflow_run_id") or Outbox(run.out_dir).run_id()) if run.resumed else None
         if not run.resumed:
-            send_leftovers(run.out_dir, self._uri)  # an earlier run's unsent calls are never mixed into this one
+            send_leftovers(run.out_dir)  # an earlier run's unsent calls are never mixed into this one
         self._log = LogWorker(Sender(self._uri), run.out_dir, self.config.background, run_id=previous)
         self._log.on_run = lambda run_id: self._created(run, run_id)
         self._datasets = run_datasets(run)  # logged with a new run; the final scores name the validation one
-        if previous or (run.resumed and self._log.creating_run):
-            if previous:
+        if run.resumed and self._log.adopted_run:  # the run exists, or the backlog a killed process kept creates it
+            if self._log.run_id is not None:
                 self._log.submit({"call": "update_run", "status": "RUNNING"})
-                run.info["mlflow_run_id"] = previous
+                run.info["mlflow_run_id"] = self._log.run_id
             self._log_missing_epochs(run)
         else:
             tags = {**provenance_tags(run), **self.extra_tags, RUN_REF: uuid.uuid4().hex}

@@ -56,7 +56,10 @@ def stored(call: dict[str, Any], files: Path, number: int) -> dict[str, Any]:
     elif call["call"] == "log_model" and call["kind"] == "onnx" and "onnx" not in call:
         from hybridunet.export import export_onnx
 
-        call["onnx"] = str(export_onnx(call["checkpoint"], files / f"{number:07d}-model" / "model.onnx"))
+        try:
+            call["onnx"] = str(export_onnx(call["checkpoint"], files / f"{number:07d}-model" / "model.onnx"))
+        except Exception:  # noqa: BLE001  (sending it exports again, and reports a failure as the run's tag)
+            pass
     parent: Any = call.get("parent")
     if hasattr(parent, "outbox_folder"):  # a parent's worker in this process: its run id, or where to find it
         call["parent"] = parent.run_id or {"outbox": str(parent.outbox_folder)}
@@ -114,7 +117,8 @@ class Sender:
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / Path(call["artifact_file"]).name
                 path.write_bytes(data)
-                c.log_artifact(run_id, str(path), str(Path(call["artifact_file"]).parent) or None)
+                folder = str(Path(call["artifact_file"]).parent)
+                c.log_artifact(run_id, str(path), None if folder == "." else folder)
         elif kind == "log_image":
             image = call["image"] if "image" in call else _read_picture(call["file"])
             if check and self._image_landed(run_id, call, image):

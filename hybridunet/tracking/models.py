@@ -220,14 +220,16 @@ def logged_model(run_id: str, uri: str | None = None, digest: str | None = None)
     return LoggedModelRef(f"models:/{found[-1]}", found[-1]) if found else None
 
 
-def best_candidate(candidates: Iterable[tuple[str | None, float, str | Path | None]]) -> tuple[str, str] | None:
+def best_candidate(candidates: Iterable[tuple[str | None, float, str | Path | None]]
+                   ) -> tuple[str | None, str] | None:
     """Of (run_id, validation Dice, checkpoint) candidates (a comparison arm's seeds, a
-    trial's), the best one whose checkpoint is on this machine: (run_id, checkpoint)."""
-    found = [c for c in candidates if c[0] and c[2] and Path(c[2]).is_file()]
+    trial's), the best one whose checkpoint is on this machine: (run_id, checkpoint); the
+    run id is None for a run a server that was away has not created yet."""
+    found = [c for c in candidates if c[2] and Path(c[2]).is_file()]
     if not found:
         return None
     run_id, _, checkpoint = max(found, key=lambda c: c[1])
-    return str(run_id), str(checkpoint)
+    return run_id, str(checkpoint)
 
 
 def prepare(kind: str) -> None:

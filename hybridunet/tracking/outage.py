@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from mlflow.exceptions import MlflowException
 
 
@@ -15,15 +17,17 @@ class NotReady(Exception):
 
 
 def is_outage(error: BaseException) -> bool:
-    """Whether `error` says the server is away (try again later) rather than that it refused
-    the call (a 4xx answer, or a bug of ours: trying again cannot help)."""
+    """Whether `error` says the server is away (try again later; also a server that does not
+    take our credentials: they can be fixed, and `hybridunet sync` sends the calls then)
+    rather than that it refused the call (a 4xx answer, a local file that is gone, a bug of
+    ours: trying again cannot help)."""
     if isinstance(error, NotReady):
         return error.away
-    if isinstance(error, OSError | TimeoutError):
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):  # not a local file's OSError
         return True
     if isinstance(error, MlflowException):
         status = error.get_http_status_code()
-        return status >= 500 or status in (408, 429)
+        return status >= 500 or status in (401, 403, 408, 429)  # 401/403: credentials to fix, calls to keep
     try:
         import requests
     except ImportError:  # pragma: no cover - MLflow depends on it

@@ -62,9 +62,15 @@ class Outbox:
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
         handle.flush()
-        if not (self.path / "calls.jsonl").exists():
+        calls = self.path / "calls.jsonl"
+        if not calls.exists():
             self._write_line({"outbox": FORMAT, "uri": uri, "created": time.time()})
-            self.appended = 0
+        else:  # a line a crash cut while it was written is no call: drop it before appending
+            data = calls.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(calls, "r+b") as file:
+                    file.truncate(data.rfind(b"\n") + 1)
+        self.appended = self.count()  # counted under the lock: the process that held it may have added some
 
     def release(self) -> None:
         """Unlock, and remove the outbox if nothing is left in it."""
@@ -133,9 +139,10 @@ class Outbox:
         return max(0, self.appended - self.sent) if self.exists() else 0
 
     def last_write(self) -> float:
-        """When the owning process last wrote here (the time a dead run is marked KILLED)."""
-        return max((p.stat().st_mtime for p in (self.path / "calls.jsonl", self.path / "sent") if p.exists()),
-                   default=time.time())
+        """When the owning process last wrote here or its last checkpoint (the time a dead run
+        is marked KILLED)."""
+        found = (self.path / "calls.jsonl", self.path / "sent", self.folder / "last.json")
+        return max((p.stat().st_mtime for p in found if p.exists()), default=time.time())
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -147,6 +154,11 @@ class Outbox:
             return json.loads((self.folder / RUN_FILE).read_text())["run_id"]
         except (FileNotFoundError, ValueError, KeyError):
             return None
+
+    def forget_run_id(self) -> None:
+        """An earlier run's id, before a new run is created in this folder (a stale one would
+        name the wrong parent to a child that looks it up here)."""
+        (self.folder / RUN_FILE).unlink(missing_ok=True)
 
     def keep_run_id(self, run_id: str, uri: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -95,21 +95,23 @@ class ParentRun:
 @contextlib.contextmanager
 def parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str] | None = None,
                run_id: str | None = None, folder: str | Path | None = None,
-               children: str | Path | None = None) -> Iterator[ParentRun]:
+               children: str | Path | None = None, parent: Any = None) -> Iterator[ParentRun]:
     """Create a parent run (or continue `run_id`, e.g. a resumed study's) for the block; its
     outbox is in `folder` (a comparison's).
 
     It ends FINISHED when the block does, FAILED on an error and KILLED on Ctrl-C: a
     parent is never left RUNNING while the server answers. At the end, the calls its
     children's runs left below `children` (default: `folder`) are sent too: the server is
-    waited for once, at most ``tracking.flush_timeout`` seconds.
+    waited for once, at most ``tracking.flush_timeout`` seconds. `parent`: nested under that
+    run (an id, or a `ParentRun` of this process: a study's trial over seeds).
     """
     children = children if children is not None else folder
     uri = tracking_uri(config)
     worker = LogWorker(Sender(uri), folder, run_id=run_id)
     if run_id is None:
         worker.submit({"call": "create_run", "experiment": config.experiment, "run_name": run_name,
-                       "start_time": int(time.time() * 1000), "tags": {**(tags or {}), RUN_REF: uuid.uuid4().hex}})
+                       "start_time": int(time.time() * 1000), "tags": {**(tags or {}), RUN_REF: uuid.uuid4().hex},
+                       "parent": getattr(parent, "worker", parent)})
     else:
         worker.submit({"call": "update_run", "status": "RUNNING"})
     status = "FINISHED"

@@ -4,11 +4,8 @@ and the held-out scores a comparison adds to a run after it ended."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
-
-from mlflow.entities import Metric
 
 from hybridunet.config import TrackingConfig
 from hybridunet.errors import UsageError
@@ -53,18 +50,18 @@ def test_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def log_test_scores(run_id: str, metrics: Mapping[str, Any], config: TrackingConfig) -> None:
-    """Add a held-out split's scores (`test_scores`) to a run."""
-    now = int(time.time() * 1000)
-    rows = [Metric(k, v, now, 0) for k, v in test_scores(metrics).items()]
-    make_client(tracking_uri(config)).log_batch(run_id, metrics=rows)
+    """Add a held-out split's scores (`test_scores`) to a run, now."""
+    from hybridunet.tracking.calls import Sender, metric_rows
+
+    Sender(tracking_uri(config)).send({"call": "log_batch", "metrics": metric_rows(test_scores(metrics))}, run_id)
 
 
-def match_call(run_id: str, entries: Mapping[str, Any]) -> dict[str, Any]:
+def match_call(entries: Mapping[str, Any]) -> dict[str, Any]:
     """The tracking call that records a run trained at matched cost: the mode and multiplier
     as params, its steps and training TFLOPs as metrics."""
     from hybridunet.tracking.calls import metric_rows
 
-    return {"call": "log_batch", "run_id": run_id,
+    return {"call": "log_batch",
             "params": [[k, str(entries[k])] for k in ("match_cost", "cost_multiplier")],
             "metrics": metric_rows({k: float(entries[k]) for k in ("train_steps", "train_tflops")})}
 
@@ -73,7 +70,7 @@ def log_match(run_id: str, entries: Mapping[str, Any], config: TrackingConfig) -
     """Record a run trained at matched cost (`match_call`), now."""
     from hybridunet.tracking.calls import Sender
 
-    Sender(tracking_uri(config)).send(match_call(run_id, entries), run_id)
+    Sender(tracking_uri(config)).send(match_call(entries), run_id)
 
 
 def trial_runs(config: TrackingConfig, study: str, number: int) -> list[dict[str, Any]]:

@@ -18,6 +18,10 @@ class Unreachable(UsageError):
     """The tracking server did not answer (in the time given)."""
 
 
+class Refused(UsageError):
+    """The tracking server refused a call (a 4xx answer, or a file the call names is gone)."""
+
+
 @dataclass(frozen=True)
 class Synced:
     folder: Path
@@ -26,46 +30,63 @@ class Synced:
     killed: bool  # the run's process had died: the run was marked KILLED
 
 
-def send_outbox(outbox: Outbox, deadline: float | None = None) -> Synced:
+def send_outbox(outbox: Outbox, deadline: float | None = None, skip_refused: bool = False) -> Synced:
     """Send the calls `outbox` holds, in order, each once (what landed before is checked),
     to the server its run logs to; then remove it. A run whose process died before it
     ended (SIGKILL, power loss) is marked KILLED, at the time of its last call.
 
     `deadline` (time.monotonic()): while the server is away, try again until then; None:
-    one attempt. Raises `Unreachable` (what was sent stays sent), `Busy` if a live process
-    holds the outbox."""
+    one attempt. Raises `Unreachable` (what was sent stays sent), `Refused` at a call the
+    server refuses (unless `skip_refused`: then it is reported and dropped), `Busy` if a live
+    process holds the outbox."""
     uri = outbox.header()["uri"]
     outbox.acquire(uri)
     try:
         sender, run_id = Sender(uri), outbox.run_id()
         start = outbox.sent
         calls = outbox.calls(start)
-        last = outbox.calls(max(0, outbox.appended - 1))
-        ended = bool(last) and last[-1]["call"] == "set_terminated"  # else its process died before the run ended
+        ended = _ended(outbox.calls())  # else its process died before the run ended
         for number, call in enumerate(calls, start):
             # only the first may have landed: a process sends one call at a time and counts it sent when it has
             run_id = _send(sender, call, run_id, deadline, outbox, len(calls) - (number - start),
-                           check=number == start) or run_id
+                           check=number == start, skip_refused=skip_refused) or run_id
             if call["call"] == "create_run" and run_id is not None:
                 outbox.keep_run_id(run_id, uri)
             outbox.mark_sent(number + 1)
         killed = not ended and run_id is not None
-        if killed:
-            _send(sender, {"call": "set_terminated", "status": "KILLED", "end_time": int(outbox.last_write() * 1000)},
-                  run_id, deadline, outbox, 1)
+        if killed:  # kept first: a server that goes away now leaves the mark for the next sync
+            outbox.append({"call": "set_terminated", "status": "KILLED", "end_time": int(outbox.last_write() * 1000)})
+            _send(sender, outbox.calls(outbox.appended - 1)[0], run_id, deadline, outbox, 1)
+            outbox.mark_sent(outbox.appended)
         return Synced(outbox.folder, run_id, len(calls), killed)
     finally:
         outbox.release()
 
 
+def _ended(calls: list[dict]) -> bool:
+    """Whether the calls end their run: a set_terminated after the last start (a resumed run
+    starts again), whatever follows it (a comparison adds its best seed's model)."""
+    ended = False
+    for call in calls:
+        if call["call"] == "set_terminated":
+            ended = True
+        elif call["call"] == "create_run" or call["call"] == "update_run" and call.get("status") == "RUNNING":
+            ended = False
+    return ended
+
+
 def _send(sender: Sender, call: dict, run_id: str | None, deadline: float | None, outbox: Outbox,
-          left: int, check: bool = True) -> str | None:
+          left: int, check: bool = True, skip_refused: bool = False) -> str | None:
     delay = worker.RETRY_FIRST
     while True:
         try:
             return sender.send(call, run_id, check=check)
         except Exception as error:  # noqa: BLE001  (sorted below: away, or refused)
             if not is_outage(error):
+                if not skip_refused:
+                    raise Refused(f"MLflow at {sender.uri} refused {describe(call)} ({reason(error)}); {left} calls "
+                                  f"are still kept in {outbox.path}: fix the cause, or drop that call with  "
+                                  f"hybridunet sync {outbox.folder} --skip-refused") from None
                 say(f"MLflow at {sender.uri} refused {describe(call)} of {outbox.folder} ({reason(error)}); that "
                     "call is dropped")
                 return run_id
@@ -78,7 +99,7 @@ def _send(sender: Sender, call: dict, run_id: str | None, deadline: float | None
             delay = min(delay * 2, worker.RETRY_MAX)
 
 
-def sync(folder: str | Path, wait: float = 0.0) -> list[Synced]:
+def sync(folder: str | Path, wait: float = 0.0, skip_refused: bool = False) -> list[Synced]:
     """Send every outbox in `folder` and below it (a comparison's parent run before its
     seeds'), waiting at most `wait` seconds for a server that is away."""
     folder = Path(folder)
@@ -89,10 +110,10 @@ def sync(folder: str | Path, wait: float = 0.0) -> list[Synced]:
         raise UsageError(f"{folder}: no MLflow outbox ({OUTBOX}/) in it or below it: nothing to send "
                          "(its tracking is complete)")
     deadline = time.monotonic() + wait if wait > 0 else None
-    return [send_outbox(outbox, deadline) for outbox in found]
+    return [send_outbox(outbox, deadline, skip_refused) for outbox in found]
 
 
-def send_leftovers(folder: str | Path, uri: str) -> None:
+def send_leftovers(folder: str | Path) -> None:
     """Before a new run trains into `folder`: send what an earlier run left in its outbox
     (one attempt), so its calls are never mixed into the new run's; a `UsageError` if the
     server does not take them."""
@@ -101,9 +122,22 @@ def send_leftovers(folder: str | Path, uri: str) -> None:
         return
     try:
         send_outbox(outbox)
-    except Unreachable as error:
+    except (Unreachable, Refused) as error:
         raise UsageError(f"{folder} holds MLflow calls of an earlier run that could not be sent ({error}); send "
                          f"them with  hybridunet sync {folder}  before training into it again") from None
+
+
+def keep(folder: str | Path, call: dict) -> None:
+    """Append `call` to the outbox of `folder`, after the calls kept there (a run whose
+    process has ended, and whose run a server that was away has not created yet)."""
+    from hybridunet.tracking.calls import stored
+
+    outbox = Outbox(folder)
+    outbox.acquire(outbox.header()["uri"])
+    try:
+        outbox.append(stored(call, outbox.files, outbox.appended))
+    finally:
+        outbox.release()
 
 
 def drain(folder: str | Path, timeout: float) -> int:
@@ -118,5 +152,8 @@ def drain(folder: str | Path, timeout: float) -> int:
         except Busy:
             continue
         except Unreachable:
+            kept += outbox.pending_count()
+        except Refused as error:
+            say(str(error))
             kept += outbox.pending_count()
     return kept

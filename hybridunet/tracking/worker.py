@@ -19,6 +19,7 @@ from hybridunet.tracking.outbox import Outbox
 TRACE: list[list] | None = None  # a list: every worker adds [kind, submitted, landed, backlog] (benchmarks)
 MEMORY_BOUND = 1000  # calls held in memory; past it (a long outage, or logging slower than training) they wait in the file
 RETRY_FIRST, RETRY_MAX = 1.0, 10.0  # seconds between attempts while the server is away: doubling, capped
+STUCK = 120.0  # past close's timeout, a call in flight this long (a network that drops packets) is left behind
 
 
 def _lowest_priority() -> None:
@@ -91,6 +92,7 @@ class LogWorker:
         self._retry_at, self._delay = 0.0, RETRY_FIRST
         self._attempted = False  # the first pending call was tried and may have landed
         self._closing, self._deadline, self._abandoned = False, float("inf"), False
+        self._in_flight: float | None = None  # when the call being made was started
         self.on_run: Any = None  # called with the run id when a create_run call lands
         self.model: Any = None  # the LoggedModelRef of a log_model call, once it landed
         if self.outbox is not None:
@@ -98,7 +100,13 @@ class LogWorker:
             if self.outbox.pending_count():  # left by a process that died: a resumed training sends it first
                 self.run_id = self.run_id or self.outbox.run_id()
                 self._keeping, self._unloaded = True, self.outbox.sent
+                self._attempted = True  # it may have been making the first one
                 self._load()
+            elif self.run_id is None:
+                self.outbox.forget_run_id()  # an earlier run's: this worker's run is created anew
+        # the run this worker logs to exists, or a call that creates it waits: decided before any is sent
+        self.adopted_run = self.run_id is not None or any(c["call"] == "create_run" for _, c in self._pending) or (
+            self._unloaded is not None)
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._work, name="hybridunet-mlflow", daemon=True)
@@ -123,12 +131,6 @@ class LogWorker:
         if self._keeping and self.outbox is not None:
             return self.outbox.pending_count()
         return len(self._pending)
-
-    @property
-    def creating_run(self) -> bool:
-        """Whether a create_run call waits to be sent."""
-        with self._cond:
-            return any(call["call"] == "create_run" for _, call in self._pending) or self._unloaded is not None
 
     # -- the caller's side ------------------------------------------------------------
     def wait_for_run(self, timeout: float = 30.0) -> str | None:
@@ -156,7 +158,7 @@ class LogWorker:
     def submit(self, call: dict[str, Any]) -> None:
         """Queue `call` (sent at once without `background`); never raises for the server."""
         if TRACE is not None:
-            call = {**call, "trace": [call["call"], time.monotonic(), None, self._kept()]}
+            call = {**call, "trace": [call["call"], time.monotonic(), None, len(self._pending)]}
             TRACE.append(call["trace"])
         with self._cond:
             if self._keeping:
@@ -175,17 +177,20 @@ class LogWorker:
 
     def close(self, timeout: float = 60.0) -> bool:
         """Wait for the submitted calls: as long as the server answers, and at most `timeout`
-        seconds while it is away. Returns whether every call landed; what did not is in the
-        outbox, which stays (for `hybridunet sync`) until it is sent."""
+        seconds while it is away (a call already in flight then, in a network that drops
+        packets, is given `STUCK` more seconds). Returns whether every call landed; what did
+        not is in the outbox, which stays (for `hybridunet sync`) until it is sent."""
         with self._cond:
             self._closing, self._deadline = True, time.monotonic() + timeout
             self._cond.notify_all()
         if self._thread is not None:
             while self._thread.is_alive():
                 self._thread.join(0.5)
-                if time.monotonic() > self._deadline + 120:  # a call stuck in the network: leave it
-                    self._abandoned = True
-                    break
+                with self._cond:
+                    now = time.monotonic()
+                    if now > self._deadline and self._in_flight is not None and now - self._in_flight > STUCK:
+                        self._abandoned = True  # the worker will touch nothing more: the outbox has that call
+                        break
         else:
             self._pump(wait=True)
         with self._cond:
@@ -222,6 +227,7 @@ class LogWorker:
                     self._cond.wait(None if until is None else max(0.0, until - now))
                 call = self._pending[0][1]
                 check = self._attempted
+                self._in_flight = time.monotonic()
             try:
                 start = time.thread_time()
                 try:
@@ -229,9 +235,10 @@ class LogWorker:
                 finally:
                     self.cpu_seconds += time.thread_time() - start
             except Exception as error:  # noqa: BLE001  (no tracking failure reaches training)
-                if self._abandoned:
-                    return
                 with self._cond:
+                    self._in_flight = None
+                    if self._abandoned:
+                        return
                     if isinstance(error, NotReady) and not error.away:  # its parent is being created: a moment
                         self._cond.wait(0.05)
                         continue
@@ -242,10 +249,11 @@ class LogWorker:
                         "dropped, training goes on")
                     self._done()
                 continue
-            if self._abandoned:
-                return
             created = run_id if call["call"] == "create_run" else None
             with self._cond:
+                self._in_flight = None
+                if self._abandoned:
+                    return
                 if "result" in call:  # a logged model
                     self.model = call["result"]
                 if "trace" in call:
@@ -259,7 +267,10 @@ class LogWorker:
                 self._outage, self._delay = None, RETRY_FIRST
                 self._done()
             if created and self.on_run is not None:
-                self.on_run(created)
+                try:
+                    self.on_run(created)
+                except Exception as error:  # noqa: BLE001  (e.g. the system-metrics sampler did not start)
+                    say(f"after creating MLflow run {created}: {type(error).__name__}: {error}")
 
     def _done(self) -> None:
         """The first pending call is made (or dropped). Its number is read here: the caller's

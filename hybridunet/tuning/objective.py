@@ -51,7 +51,8 @@ def objective_values(results: Sequence[Mapping[str, Any]], objectives: tuple[str
 
 class Objective:
     """`objective(trial)` of a study over `space` on top of `base`: the best validation Dice of
-    the trial's training, pruned per epoch; with `parent_id`, a nested MLflow run per trial.
+    the trial's training, pruned per epoch; with `parent` (the study's `ParentRun`), a nested
+    MLflow run per trial.
 
     With `seeds_per_trial` K > 1 a trial trains seeds base.seed .. base.seed + K - 1 (the same
     for every trial, so trials are paired by seed) and scores their mean; it reports each
@@ -59,9 +60,9 @@ class Objective:
     and in MLflow each seed is a run nested under its trial's run."""
 
     def __init__(self, base: ExperimentConfig, space: SearchSpace, trials: int, out: Path,
-                 parent_id: str | None = None, seeds_per_trial: int = 1,
+                 parent: Any = None, seeds_per_trial: int = 1,
                  objectives: tuple[str, ...] = ("val_dice",)) -> None:
-        self.base_tree, self.space, self.trials, self.out, self.parent_id = base.to_dict(), space, trials, out, parent_id
+        self.base_tree, self.space, self.trials, self.out, self.parent = base.to_dict(), space, trials, out, parent
         self.seeds_per_trial, self.objectives = seeds_per_trial, objectives
         self.prunes = len(objectives) == 1  # Optuna cannot prune with several objectives
 
@@ -107,14 +108,14 @@ class Objective:
 
     def trial_parent(self, config: ExperimentConfig, trial: optuna.Trial):
         """The trial's own MLflow run, holding its seeds' runs (none when tracking is off)."""
-        if self.parent_id is None:
+        if self.parent is None:
             return contextlib.nullcontext(None)
         from hybridunet.tracking import parent_run
 
         waits_not = config.tracking.model_copy(update={"flush_timeout": 0})  # the study waits for a server once, at its end
         return parent_run(waits_not, config.tracking.run_name, {
-            "mlflow.parentRunId": self.parent_id, "optuna.study": trial.study.study_name,
-            "optuna.trial": str(trial.number), "trial": "parent"}, folder=config.train.out_dir)
+            "optuna.study": trial.study.study_name, "optuna.trial": str(trial.number), "trial": "parent"},
+            folder=config.train.out_dir, parent=self.parent)
 
     def claim(self, trial: optuna.Trial) -> None:
         """Workers sharing a storage together finish exactly `trials`: one that starts a trial
@@ -153,10 +154,10 @@ class Objective:
                   per_epoch: bool = True) -> list[Callback]:
         """`parent`: the trial's own parent run (a `ParentRun`), else the study's."""
         callbacks: list[Callback] = [PruneOnDice(trial)] if per_epoch else []
-        parent_id = parent or self.parent_id
-        if parent_id is not None:
+        parent = parent or self.parent
+        if parent is not None:
             from hybridunet.tracking import TrialRunCallback
 
-            callbacks.append(TrialRunCallback(config.tracking, parent_id, trial.study.study_name, trial.number,
+            callbacks.append(TrialRunCallback(config.tracking, parent, trial.study.study_name, trial.number,
                                               trial.params, pruned=optuna.TrialPruned))
         return callbacks

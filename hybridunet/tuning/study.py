@@ -93,8 +93,7 @@ def tune(
         study.set_metric_names(list(objectives))  # optuna-dashboard labels the objectives
     out = study_dir(study_name)
     with _study_parent(base, study, storage) as parent:
-        objective = Objective(base, space, trials, out, parent.run_id if parent is not None else None, seeds_per_trial,
-                              objectives)
+        objective = Objective(base, space, trials, out, parent, seeds_per_trial, objectives)
         remaining = trials - len(study.get_trials(deepcopy=False, states=FINISHED))
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=timeout, n_jobs=jobs, catch=(Surplus,),
@@ -104,37 +103,50 @@ def tune(
             front = write_pareto(base, space, study, out) if several else []
             scores = importances(study)
             study.set_user_attr("importances", scores)  # the report reads them back; the dashboard shows them
-            if parent is not None and _answers(base):
-                log_best_model(base, study, parent)
-                log_study_curves(parent, base, study)
-                finished = study.get_trials(deepcopy=False, states=FINISHED)
-                parent.log_metrics({"best_val_dice": best_trial(study).values[0], "trials_finished": len(finished),
-                                    "trials_pruned": sum(t.state == TrialState.PRUNED for t in finished),
-                                    **{f"importance/{o}/{k}": v for o, values in scores.items() for k, v in values.items()}})
-                parent.log_artifact(best)
-                if several:
-                    parent.log_text(pareto_table(study), "pareto/front.txt")
-                    parent.log_json(pareto_front(study), "pareto/front.json")
-                    for path in front:
-                        parent.log_artifact(path, "pareto")
+            if parent is not None and _trials_in_mlflow(base, out):
+                log_study_summary(parent, base, study, best, front, scores)
     return study
 
 
-def _answers(base: ExperimentConfig) -> bool:
-    """Whether the tracking server answers: the study's summary reads its trials' runs back.
-    If it is away, that summary is skipped (with one line) and the study still ends."""
-    from hybridunet.tracking.calls import is_outage
-    from hybridunet.tracking.store import client, tracking_uri
+def _trials_in_mlflow(base: ExperimentConfig, folder: Path) -> bool:
+    """Send what the trials kept in their folders (a server that was away), waiting for it once;
+    whether all of it landed: the study's summary reads the trials' runs back."""
+    from hybridunet.tracking.sync import drain
+    from hybridunet.tracking.worker import say
+
+    kept = drain(folder, base.tracking.flush_timeout)
+    if kept:
+        say(f"MLflow at {base.tracking.uri or 'the tracking URI'} did not take {kept} calls of the trials: they are "
+            f"kept below {folder} (send them with  hybridunet sync {folder}); the study's summary (curves, best "
+            "model) is not logged")
+    return kept == 0
+
+
+def log_study_summary(parent: Any, base: ExperimentConfig, study: optuna.Study, best: Path, front: list[Path],
+                      scores: dict[str, Any]) -> None:
+    """The study on its parent run: the best trial's model, the curves, the best value, the
+    importances, the ready config (and the Pareto front); skipped, with one line, if the
+    server goes away while it reads the trials back."""
+    from hybridunet.tracking.outage import is_outage
+    from hybridunet.tracking.worker import say
 
     try:
-        client(tracking_uri(base.tracking)).search_experiments(max_results=1)
-        return True
+        log_best_model(base, study, parent)
+        log_study_curves(parent, base, study)
     except Exception as error:  # noqa: BLE001
         if not is_outage(error):
             raise
-        print(f"hybridunet: MLflow at {tracking_uri(base.tracking)} does not answer ({type(error).__name__}); the "
-              "study's summary (curves, best model) is not logged; its trials' runs are kept and sent", flush=True)
-        return False
+        say(f"the study's curves and best model are not logged: the tracking server went away ({error})")
+    finished = study.get_trials(deepcopy=False, states=FINISHED)
+    parent.log_metrics({"best_val_dice": best_trial(study).values[0], "trials_finished": len(finished),
+                        "trials_pruned": sum(t.state == TrialState.PRUNED for t in finished),
+                        **{f"importance/{o}/{k}": v for o, values in scores.items() for k, v in values.items()}})
+    parent.log_artifact(best)
+    if len(study.directions) > 1:
+        parent.log_text(pareto_table(study), "pareto/front.txt")
+        parent.log_json(pareto_front(study), "pareto/front.json")
+        for path in front:
+            parent.log_artifact(path, "pareto")
 
 
 def log_best_model(base: ExperimentConfig, study: optuna.Study, parent: Any) -> None:
@@ -291,17 +303,30 @@ def _study_parent(base: ExperimentConfig, study: optuna.Study, storage: str):
     from sqlalchemy.engine import make_url
 
     from hybridunet.tracking import shared_parent_id
+    from hybridunet.tracking.parent import PARENT_KEY
 
     where = make_url(storage).render_as_string(hide_password=True)
     key = f"optuna:{study.study_name}:{hashlib.sha256(where.encode()).hexdigest()[:12]}"
-    parent_id = shared_parent_id(base.tracking, key, f"study-{study.study_name}",
-                                 {"optuna.study": study.study_name, "study": "parent", "optuna.storage": where})
-    study.set_user_attr("mlflow_parent_run_id", parent_id)
-    return _worker_parent(base, study.study_name, parent_id)
+    tags = {"optuna.study": study.study_name, "study": "parent", "optuna.storage": where}
+    try:
+        parent_id: str | None = shared_parent_id(base.tracking, key, f"study-{study.study_name}", tags)
+    except Exception as error:  # noqa: BLE001
+        from hybridunet.tracking.outage import is_outage
+        from hybridunet.tracking.worker import say
+
+        if not is_outage(error):
+            raise
+        say(f"MLflow does not answer ({type(error).__name__}): this worker's study run is created when it does; "
+            "the study goes on")
+        parent_id = None  # created by the worker, tagged as shared_parent_id would (another worker's may differ)
+        tags[PARENT_KEY] = key
+    if parent_id is not None:
+        study.set_user_attr("mlflow_parent_run_id", parent_id)
+    return _worker_parent(base, study.study_name, parent_id, tags)
 
 
 @contextlib.contextmanager
-def _worker_parent(base: ExperimentConfig, study_name: str, parent_id: str):
+def _worker_parent(base: ExperimentConfig, study_name: str, parent_id: str | None, tags: dict[str, str]):
     """The study's parent run as this worker logs to it: its outbox in a folder of its own
     (one study folder, many workers), removed at the end unless calls are left in it."""
     import os
@@ -314,7 +339,8 @@ def _worker_parent(base: ExperimentConfig, study_name: str, parent_id: str):
     folder = study_dir(study_name)
     mine = folder / "workers" / f"{socket.gethostname()}-{os.getpid()}"
     try:
-        with parent_run(base.tracking, f"study-{study_name}", run_id=parent_id, folder=mine, children=folder) as parent:
+        with parent_run(base.tracking, f"study-{study_name}", tags, run_id=parent_id, folder=mine,
+                        children=folder) as parent:
             yield parent
     finally:
         if not Outbox(mine).exists():

@@ -142,18 +142,19 @@ def test_a_server_away_from_start_to_end_leaves_an_outbox_that_sync_sends_model_
 def test_sigkill_during_an_outage_keeps_the_outbox_and_sync_lands_it_and_marks_the_run_killed(
         tiny_yaml, tiny_data, tmp_path, proxy, capsys):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "hybridunet", *train_args(tiny_yaml, tiny_data, out, proxy.url, "killed",
-                                                               "train.epochs=50")]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    args = train_args(tiny_yaml, tiny_data, out, proxy.url, "killed", "train.epochs=12")
+    proc = subprocess.Popen([sys.executable, "-m", "hybridunet", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     wait_for_epoch(out, 0, lambda: proc.poll() is None)
     proxy.close()
     wait_for_epoch(out, 3, lambda: proc.poll() is None)
-    time.sleep(0.5)  # the worker has met the outage and written its backlog out
-    epoch = json.loads((out / "last.json").read_text())["epoch"]
+    while not kept_calls(out):  # the worker has met the outage and written its backlog out
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.02)
+    epoch = epoch_done(out)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    assert (out / "mlflow-outbox" / "calls.jsonl").is_file()
+    assert kept_calls(out) > 0
     proxy.open()
     assert main(["sync", str(out)]) == 0
     assert "marked KILLED" in capsys.readouterr().out
@@ -161,6 +162,49 @@ def test_sigkill_during_an_outage_keeps_the_outbox_and_sync_lands_it_and_marks_t
     assert run.info.status == "KILLED"
     landed = steps(client, run.info.run_id)
     assert landed == sorted(set(landed)) and set(range(epoch + 1)) <= set(landed)  # each once, none lost
+
+    assert main([*args, "--resume"]) == 0  # and the same run goes on to its end
+    client, again = the_run(proxy.url, "killed")
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert steps(client, run.info.run_id) == list(range(12))
+
+
+def test_sync_stops_at_a_call_the_server_refuses_and_keeps_the_rest_and_a_held_outbox_is_left_alone(mlflow_store, tmp_path,
+                                                                                        capsys):
+    from hybridunet.tracking.calls import metric_rows
+    from hybridunet.tracking.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "run")
+    outbox.acquire(mlflow_store)
+    outbox.append({"call": "log_batch", "metrics": metric_rows({"a": 1.0})})
+    outbox.append({"call": "set_terminated", "status": "FINISHED"})
+    outbox.keep_run_id("0" * 32, mlflow_store)  # a run the store does not hold: 404
+    outbox.release()
+    assert main(["sync", str(outbox.folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused log_batch" in err[0] and "--skip-refused" in err[0]
+    assert Outbox(outbox.folder).pending_count() == 2
+
+    holder = Outbox(outbox.folder)
+    holder.acquire(mlflow_store)  # held, as by a second sync or the training itself
+    assert main(["sync", str(outbox.folder)]) == 2
+    assert "held by a live process" in capsys.readouterr().err
+    holder.release()
+
+
+def test_sync_skips_refused_calls_when_told(mlflow_store, tmp_path, capsys):
+    from hybridunet.tracking.calls import metric_rows
+    from hybridunet.tracking.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "run")
+    outbox.acquire(mlflow_store)
+    outbox.append({"call": "log_batch", "metrics": metric_rows({"a": 1.0})})
+    outbox.append({"call": "set_terminated", "status": "FINISHED"})
+    outbox.keep_run_id("0" * 32, mlflow_store)
+    outbox.release()
+    assert main(["sync", str(outbox.folder), "--skip-refused"]) == 0
+    assert capsys.readouterr().err.count("is dropped") == 2
+    assert not outbox.exists()
 
 
 def test_sync_says_what_is_wrong_in_one_line(tmp_path, capsys):
@@ -171,14 +215,22 @@ def test_sync_says_what_is_wrong_in_one_line(tmp_path, capsys):
 
 
 def test_a_comparison_across_an_outage_still_decides_and_every_run_lands(tracked, tiny_data, tmp_path, proxy):
-    from hybridunet.comparison import Rule, run_sequential
+    from hybridunet.comparison import Rule, RunDone, run_sequential
 
     configs = [(label, tracked(tiny_data, tmp_path, proxy.url, "tracking.experiment=outage-compare",
-                               "train.epochs=1", "tracking.log_images=0", "data.limit_train=4", *more))
+                               "train.epochs=1", "tracking.log_images=0", "data.limit_train=4",
+                               "tracking.log_model=onnx", *more))
                for label, more in (("unet", ()), ("wide", ("model.widths=[16,32,64,128,256]",)))]
-    proxy.close()  # away at the start: the parent run itself waits
-    threading.Timer(2, proxy.open).start()
-    arms, (outcome,) = run_sequential(configs, Rule(max_seeds=2, metric="dice"), out_dir=tmp_path / "cmp")
+    done = []
+
+    def told(event) -> None:  # the server is away from the start until three seeds have trained
+        done.append(event)
+        if sum(isinstance(e, RunDone) for e in done) == 3:
+            proxy.open()
+
+    proxy.close()
+    arms, (outcome,) = run_sequential(configs, Rule(max_seeds=2, metric="dice"), out_dir=tmp_path / "cmp",
+                                      on_event=told)
     assert [len(arm.records) for arm in arms] == [2, 2]
     assert outcome.decision in ("better", "worse", "equivalent", "undecided")  # the rule looked at 2 seeds
     client = MlflowClient(proxy.url)
@@ -186,6 +238,8 @@ def test_a_comparison_across_an_outage_still_decides_and_every_run_lands(tracked
     (parent,) = client.search_runs([experiment], "tags.compare = 'parent'")
     children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert parent.info.status == "FINISHED" and len(children) == 4
-    assert all(c.info.status == "FINISHED" and steps(client, c.info.run_id) == [0] for c in children)
+    assert [(c.info.status, steps(client, c.info.run_id)) for c in children] == [("FINISHED", [0])] * 4
+    models = {c.data.tags["compare.label"] for c in children if c.outputs.model_outputs}
+    assert models == {"unet", "wide"}  # each arm's best seed logged its model, created late or not
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "compare")} >= {"compare/table.txt"}
     assert not list((tmp_path / "cmp").rglob("mlflow-outbox"))
