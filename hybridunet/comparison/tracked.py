@@ -48,12 +48,14 @@ class TrackedComparison:
         self.on_seed(run_id, run_config.train.out_dir, match_call(entries))
 
     def on_seed(self, run_id: str | None, folder: str | Path | None, call: dict[str, Any]) -> None:
-        """A call on a seed's run: through the parent's worker, or, where a server that was
-        away has not created that run yet, after the calls kept in the seed's folder."""
+        """A call on a seed's run: after the calls its folder still keeps (a server that was
+        away), else through the parent's worker."""
+        if folder is not None and Outbox(folder).exists():
+            keep(folder, call)
+            return
+        run_id = run_id or (Outbox(folder).run_id() if folder is not None else None)
         if run_id is not None:
             self.parent.submit({**call, "run_id": run_id})
-        elif folder is not None and Outbox(folder).exists():
-            keep(folder, call)
 
     def finish(self, arms: Sequence[Arm], outcomes: Sequence[PairOutcome],
                curves: Mapping[str, Mapping[int, list[float]]]) -> None:

@@ -62,7 +62,7 @@ def stored(call: dict[str, Any], files: Path, number: int) -> dict[str, Any]:
             pass
     parent: Any = call.get("parent")
     if hasattr(parent, "outbox_folder"):  # a parent's worker in this process: its run id, or where to find it
-        call["parent"] = parent.run_id or {"outbox": str(parent.outbox_folder)}
+        call["parent"] = parent.run_id or {"outbox": str(Path(parent.outbox_folder).resolve())}
     return call
 
 

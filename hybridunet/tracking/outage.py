@@ -33,3 +33,9 @@ def is_outage(error: BaseException) -> bool:
     except ImportError:  # pragma: no cover - MLflow depends on it
         return False
     return isinstance(error, requests.RequestException)
+
+
+def credentials(error: BaseException) -> bool:
+    """Whether the server refused our credentials (401, 403): the training worker keeps such
+    calls as in an outage; `hybridunet sync` says what to set."""
+    return isinstance(error, MlflowException) and error.get_http_status_code() in (401, 403)

@@ -44,9 +44,10 @@ class Outbox:
         self.appended = self.count()  # calls in calls.jsonl, sent or not
 
     # -- the owner's lock ---------------------------------------------------------------
-    def acquire(self, uri: str) -> None:
+    def acquire(self, uri: str, shared: bool = False) -> None:
         """Lock the outbox for this process (created with its header if new); `Busy` if a live
-        process holds it. The lock goes when the process does, however it ends."""
+        process holds it. The lock goes when the process does, however it ends. `shared`: its
+        run is shared by several processes (a study's workers): one that dies does not end it."""
         import fcntl
 
         self.path.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ class Outbox:
         handle.flush()
         calls = self.path / "calls.jsonl"
         if not calls.exists():
-            self._write_line({"outbox": FORMAT, "uri": uri, "created": time.time()})
+            self._write_line({"outbox": FORMAT, "uri": uri, "created": time.time(), "shared": shared})
         else:  # a line a crash cut while it was written is no call: drop it before appending
             data = calls.read_bytes()
             if data and not data.endswith(b"\n"):
@@ -147,6 +148,14 @@ class Outbox:
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
+    def parent_folder(self) -> Path | None:
+        """The folder of the parent run a kept create_run names by its outbox, if any."""
+        for call in self.calls(self.sent):
+            parent = call.get("parent") if call["call"] == "create_run" else None
+            if isinstance(parent, dict) and "outbox" in parent:
+                return Path(parent["outbox"]).resolve()
+        return None
+
     # -- the run's id ------------------------------------------------------------------
     def run_id(self) -> str | None:
         """The MLflow run this folder logs to, once it was created."""
@@ -168,12 +177,17 @@ class Outbox:
 
 
 def outboxes(root: str | Path) -> Iterator[Outbox]:
-    """Every outbox in `root` and below it, the shallowest first (a parent run's before its
-    children's: a child names its parent)."""
+    """Every outbox in `root` and below it, a parent run's before those of runs that name it
+    (a child's run is created under its parent's id), else the shallowest first."""
     root = Path(root)
-    found = sorted((p.parent for p in root.rglob(f"{OUTBOX}/calls.jsonl")), key=lambda p: (len(p.parts), str(p)))
-    for folder in found:
-        yield Outbox(folder.parent)
+    found = sorted((p.parent.parent for p in root.rglob(f"{OUTBOX}/calls.jsonl")),
+                   key=lambda p: (len(p.parts), str(p)))
+    waiting = {folder.resolve(): Outbox(folder).parent_folder() for folder in found}
+    while waiting:
+        ready = [f for f, parent in waiting.items() if parent is None or parent not in waiting or parent == f]
+        for folder in ready or list(waiting)[:1]:  # a cycle cannot happen; if it did, go on in order
+            del waiting[folder]
+            yield Outbox(folder)
 
 
 @contextlib.contextmanager

@@ -88,6 +88,8 @@ class ParentRun:
 
     def log_model(self, run_id: str, checkpoint: str | Path, kind: str, registered_model: str | None = None) -> None:
         """Run `run_id` (a child's) logs `checkpoint`'s model as `kind`, unless it has already."""
+        if not run_id:
+            raise ValueError("log_model needs the run's id (a child's): without it the model would go to this run")
         self.submit({"call": "log_model", "run_id": run_id, "checkpoint": str(checkpoint), "kind": kind,
                      "registered_model": registered_model})
 
@@ -95,7 +97,7 @@ class ParentRun:
 @contextlib.contextmanager
 def parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str] | None = None,
                run_id: str | None = None, folder: str | Path | None = None,
-               children: str | Path | None = None, parent: Any = None) -> Iterator[ParentRun]:
+               children: str | Path | None = None, parent: Any = None, shared: bool = False) -> Iterator[ParentRun]:
     """Create a parent run (or continue `run_id`, e.g. a resumed study's) for the block; its
     outbox is in `folder` (a comparison's).
 
@@ -103,11 +105,12 @@ def parent_run(config: TrackingConfig, run_name: str, tags: dict[str, str] | Non
     parent is never left RUNNING while the server answers. At the end, the calls its
     children's runs left below `children` (default: `folder`) are sent too: the server is
     waited for once, at most ``tracking.flush_timeout`` seconds. `parent`: nested under that
-    run (an id, or a `ParentRun` of this process: a study's trial over seeds).
+    run (an id, or a `ParentRun` of this process: a study's trial over seeds). `shared`: the
+    run is shared by several processes (a study's workers; see `Outbox.acquire`).
     """
     children = children if children is not None else folder
     uri = tracking_uri(config)
-    worker = LogWorker(Sender(uri), folder, run_id=run_id)
+    worker = LogWorker(Sender(uri), folder, run_id=run_id, shared=shared)
     if run_id is None:
         worker.submit({"call": "create_run", "experiment": config.experiment, "run_name": run_name,
                        "start_time": int(time.time() * 1000), "tags": {**(tags or {}), RUN_REF: uuid.uuid4().hex},

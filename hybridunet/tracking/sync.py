@@ -10,6 +10,7 @@ from pathlib import Path
 from hybridunet.errors import UsageError
 from hybridunet.tracking import worker
 from hybridunet.tracking.calls import Sender, describe, is_outage
+from hybridunet.tracking.outage import credentials
 from hybridunet.tracking.outbox import OUTBOX, Busy, Outbox, outboxes
 from hybridunet.tracking.worker import reason, say
 
@@ -53,7 +54,7 @@ def send_outbox(outbox: Outbox, deadline: float | None = None, skip_refused: boo
             if call["call"] == "create_run" and run_id is not None:
                 outbox.keep_run_id(run_id, uri)
             outbox.mark_sent(number + 1)
-        killed = not ended and run_id is not None
+        killed = not ended and run_id is not None and not outbox.header().get("shared")
         if killed:  # kept first: a server that goes away now leaves the mark for the next sync
             outbox.append({"call": "set_terminated", "status": "KILLED", "end_time": int(outbox.last_write() * 1000)})
             _send(sender, outbox.calls(outbox.appended - 1)[0], run_id, deadline, outbox, 1)
@@ -82,6 +83,10 @@ def _send(sender: Sender, call: dict, run_id: str | None, deadline: float | None
         try:
             return sender.send(call, run_id, check=check)
         except Exception as error:  # noqa: BLE001  (sorted below: away, or refused)
+            if credentials(error):
+                raise Refused(f"MLflow at {sender.uri} does not take this shell's credentials ({reason(error)}): "
+                              f"set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD; {left} calls are "
+                              f"still kept in {outbox.path}") from None
             if not is_outage(error):
                 if not skip_refused:
                     raise Refused(f"MLflow at {sender.uri} refused {describe(call)} ({reason(error)}); {left} calls "
@@ -110,7 +115,17 @@ def sync(folder: str | Path, wait: float = 0.0, skip_refused: bool = False) -> l
         raise UsageError(f"{folder}: no MLflow outbox ({OUTBOX}/) in it or below it: nothing to send "
                          "(its tracking is complete)")
     deadline = time.monotonic() + wait if wait > 0 else None
-    return [send_outbox(outbox, deadline, skip_refused) for outbox in found]
+    done, failed = [], []
+    for outbox in found:  # one that cannot be sent does not hold back the others
+        try:
+            done.append(send_outbox(outbox, deadline, skip_refused))
+        except UsageError as error:
+            failed.append(error)
+    if failed:
+        sent = f"; {len(done)} other outboxes were sent" if done else ""
+        more = f" (and {len(failed) - 1} more like it)" if len(failed) > 1 else ""
+        raise type(failed[0])(f"{failed[0]}{more}{sent}")
+    return done
 
 
 def send_leftovers(folder: str | Path) -> None:

@@ -15,7 +15,7 @@ class TrialRunCallback(MLflowCallback):
     exception) ends FINISHED with ``optuna.state = PRUNED``, a completed one ``COMPLETE``. A
     server that is away fails no trial: its calls wait in the trial's folder for the study's end."""
 
-    def __init__(self, config: TrackingConfig, parent_run_id: str, study: str, number: int, params: dict[str, Any],
+    def __init__(self, config: TrackingConfig, parent_run_id: Any, study: str, number: int, params: dict[str, Any],
                  pruned: type[BaseException]) -> None:
         super().__init__(config, parent_run_id=parent_run_id, flush_timeout=0)  # the study waits once, at its end
         self.study, self.number, self.params, self.pruned = study, number, params, pruned

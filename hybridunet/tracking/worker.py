@@ -79,7 +79,7 @@ class LogWorker:
     """
 
     def __init__(self, sender: Sends, folder: str | Path | None = None, background: bool = True,
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, shared: bool = False) -> None:
         self.sender, self.run_id = sender, run_id
         self.cpu_seconds = 0.0
         self.outbox = Outbox(folder) if folder is not None else None
@@ -96,7 +96,7 @@ class LogWorker:
         self.on_run: Any = None  # called with the run id when a create_run call lands
         self.model: Any = None  # the LoggedModelRef of a log_model call, once it landed
         if self.outbox is not None:
-            self.outbox.acquire(sender.uri)
+            self.outbox.acquire(sender.uri, shared)
             if self.outbox.pending_count():  # left by a process that died: a resumed training sends it first
                 self.run_id = self.run_id or self.outbox.run_id()
                 self._keeping, self._unloaded = True, self.outbox.sent
@@ -104,6 +104,8 @@ class LogWorker:
                 self._load()
             elif self.run_id is None:
                 self.outbox.forget_run_id()  # an earlier run's: this worker's run is created anew
+            if self.run_id is not None and self.outbox.run_id() != self.run_id:
+                self.outbox.keep_run_id(self.run_id, sender.uri)  # what `hybridunet sync` sends to
         # the run this worker logs to exists, or a call that creates it waits: decided before any is sent
         self.adopted_run = self.run_id is not None or any(c["call"] == "create_run" for _, c in self._pending) or (
             self._unloaded is not None)
@@ -239,8 +241,9 @@ class LogWorker:
                     self._in_flight = None
                     if self._abandoned:
                         return
-                    if isinstance(error, NotReady) and not error.away:  # its parent is being created: a moment
-                        self._cond.wait(0.05)
+                    if isinstance(error, NotReady) and not error.away and not (
+                            self._closing and time.monotonic() >= self._deadline):
+                        self._cond.wait(0.05)  # its parent is being created: a moment
                         continue
                     if is_outage(error):
                         self._enter_outage(error, call)

@@ -161,8 +161,8 @@ def log_best_model(base: ExperimentConfig, study: optuna.Study, parent: Any) -> 
     number = best.user_attrs.get("duplicate_of", best.number)  # a repeated combination was not trained again
     found = best_candidate((r["run_id"], r["best_val_dice"], r["checkpoint"])
                            for r in trial_runs(base.tracking, study.study_name, number) if r["best_val_dice"] is not None)
-    if found is not None:
-        parent.log_model(*found, base.tracking.log_model, base.tracking.registered_model)
+    if found is not None and found[0] is not None:
+        parent.log_model(found[0], found[1], base.tracking.log_model, base.tracking.registered_model)
 
 
 def log_study_curves(parent: Any, base: ExperimentConfig, study: optuna.Study) -> None:
@@ -334,16 +334,16 @@ def _worker_parent(base: ExperimentConfig, study_name: str, parent_id: str | Non
     import socket
 
     from hybridunet.tracking import parent_run
-    from hybridunet.tracking.outbox import Outbox
+    from hybridunet.tracking.outbox import outboxes
 
     folder = study_dir(study_name)
     mine = folder / "workers" / f"{socket.gethostname()}-{os.getpid()}"
     try:
         with parent_run(base.tracking, f"study-{study_name}", tags, run_id=parent_id, folder=mine,
-                        children=folder) as parent:
+                        children=folder, shared=True) as parent:
             yield parent
     finally:
-        if not Outbox(mine).exists():
+        if not any(o.pending_count() for o in outboxes(folder)):  # kept calls may name this folder's run as parent
             shutil.rmtree(mine, ignore_errors=True)
             with contextlib.suppress(OSError):
                 (folder / "workers").rmdir()  # another worker's may still be there

@@ -252,3 +252,32 @@ def test_a_comparison_across_an_outage_still_decides_and_every_run_lands(tracked
     assert models == [str(best)]  # unet's best seed logged its model (its run created late or not); wide logs none
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "compare")} >= {"compare/table.txt"}
     assert not list((tmp_path / "cmp").rglob("mlflow-outbox"))
+
+
+def test_a_study_across_an_outage_fails_no_trial_and_sync_lands_its_runs_nested(tiny_config, tiny_data, tmp_path,
+                                                                                proxy, capsys):
+    import yaml
+
+    from hybridunet.tuning import load_search_space, study_dir, tune
+
+    base = tiny_config(tiny_data, tmp_path / "unused", "train.epochs=1", "data.limit_train=4", "data.limit_val=4",
+                       "data.size=32", "tracking.enabled=true", f"tracking.uri={proxy.url}",
+                       "tracking.experiment=outage-tune", "tracking.log_images=0", "tracking.flush_timeout=1")
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"sampler": {"seed": 0}, "pruner": {"name": "none"},
+                                     "params": {"optim.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}}))
+    proxy.close()  # away for the whole study: its run, its trials' runs, its summary wait
+    study = tune(base, load_search_space(space, base), trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+                 study_name="away")
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 2  # no trial failed for tracking
+    assert "hybridunet sync" in capsys.readouterr().err
+    proxy.open()
+    assert main(["sync", str(study_dir("away"))]) == 0
+    client = MlflowClient(proxy.url)
+    experiment = client.get_experiment_by_name("outage-tune").experiment_id
+    (parent,) = client.search_runs([experiment], "tags.study = 'parent'")
+    trials = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert parent.info.status == "FINISHED"
+    assert sorted(r.data.tags["optuna.trial"] for r in trials) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" and "best_val_dice" in r.data.metrics for r in trials)
+    assert not list(study_dir("away").rglob("mlflow-outbox"))
