@@ -274,3 +274,32 @@ def test_training_flops_count_the_backward_pass_and_every_deep_supervision_head(
     assert 2.5 * forward <= train <= 3.5 * forward
     plain, supervised = (create_model("unet", widths=[8, 16, 32], deep_supervision=d) for d in (False, True))
     assert count_train_flops(supervised, (3, 32, 32)) > count_train_flops(plain, (3, 32, 32))
+
+
+def test_unet_scripts_and_matches_eager_and_a_transformer_model_says_why_it_cannot(images):
+    """smp's conventions: a model scripts with torch.jit.script, or says so (smp's
+    `_is_torch_scriptable`, and one RuntimeError naming hybridunet and what works instead)."""
+    model = hu.create_model("unet", widths=[8, 16, 32], num_classes=3).eval()
+    assert model._is_torch_scriptable
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.script(model)(images), model(images), atol=1e-4)
+    for name in ("hybrid_unet", "hybrid_unet_resdec"):
+        hybrid = hu.create_model(name, widths=[8, 16, 32], num_classes=3).eval()
+        assert not hybrid._is_torch_scriptable
+        with pytest.raises(RuntimeError, match=r"hybridunet: .*torch\.export.*ONNX"):
+            torch.jit.script(hybrid)
+
+
+def test_a_frozen_encoder_gets_no_gradient_and_keeps_its_norm_statistics_until_unfrozen():
+    model = hu.create_model("unet", widths=[8, 16, 32], num_classes=3).freeze_encoder().train()
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)  # train() leaves a frozen encoder's norms alone
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(torch.randn(2, 3, 32, 32)).mean().backward()
+    optimizer.step()
+    assert all(torch.equal(v, model.encoder.state_dict()[k]) for k, v in before.items())  # running stats too
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert any(p.grad is not None for p in model.decoder.parameters())
+    model.unfreeze_encoder()
+    assert all(p.requires_grad for p in model.encoder.parameters()) and all(m.training for m in norms)

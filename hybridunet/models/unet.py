@@ -90,10 +90,45 @@ class UNet(nn.Module):
             nn.Conv2d(widths[i], num_classes, kernel_size=1) for i in reversed(range(1, self.depth))
         ) if deep_supervision else None
 
+        self._is_encoder_frozen = False
+        # smp's flag: False where a part cannot be scripted (its __prepare_scriptable__ says why)
+        self._is_torch_scriptable = all(getattr(m, "_is_torch_scriptable", True) for m in self.modules())
+
+    def freeze_encoder(self) -> UNet:
+        """Stop training the encoder, as smp's models do: its parameters get no gradient and its
+        normalisation layers keep their running statistics (in eval mode, also after `train()`).
+
+        Example:
+            >>> model = create_model("unet").freeze_encoder()  # fine-tune the decoder only
+        """
+        return self._set_encoder_trainable(False)
+
+    def unfreeze_encoder(self) -> UNet:
+        """Undo `freeze_encoder`: the encoder trains again, its normalisation layers with it."""
+        return self._set_encoder_trainable(True)
+
+    def _set_encoder_trainable(self, mode: bool) -> UNet:
+        for param in self.encoder.parameters():
+            param.requires_grad = mode
+        for module in self.encoder.modules():
+            if isinstance(module, nn.modules.batchnorm._NormBase):  # BatchNorm, InstanceNorm with running stats
+                module.train(mode and self.training)
+        self._is_encoder_frozen = not mode
+        return self
+
+    def train(self, mode: bool = True) -> UNet:
+        """`nn.Module.train`, but a frozen encoder's normalisation layers stay in eval mode."""
+        super().train(mode)
+        if self._is_encoder_frozen:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._NormBase):
+                    module.train(False)
+        return self
+
     @property
     def feature_info(self) -> list[dict[str, int]]:
         """Channels and stride of each encoder scale, as timm's ``feature_info`` reports them."""
-        return [{"num_chs": w, "reduction": 2**i} for i, w in enumerate(self.widths)]
+        return [{"num_chs": w, "reduction": 1 << i} for i, w in enumerate(self.widths)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         h, w = x.shape[-2:]

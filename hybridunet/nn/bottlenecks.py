@@ -99,6 +99,14 @@ class TransformerBottleneck(nn.Module):
         self.norm = nn.LayerNorm(channels) if layer_scale is None else nn.Identity()
         self.residual = layer_scale is not None
 
+    _is_torch_scriptable = False  # smp's flag: timm's sin-cos position embedding builder cannot be scripted
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """torch.jit.script calls this first: say why it cannot, and what works instead."""
+        raise RuntimeError("hybridunet: a model with the transformer bottleneck cannot be scripted with "
+                           "torch.jit.script (timm's sin-cos position embedding is plain Python); use "
+                           "torch.export.export(model, (x,)) or ONNX (`hybridunet export`) instead")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         pos = self._pos_embed([h, w], dim=c, device=x.device, dtype=x.dtype)
