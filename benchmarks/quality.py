@@ -215,7 +215,7 @@ def rule_pairs(args: argparse.Namespace, labels: list[str]) -> list[tuple[str, s
     pairs = []
     for spec in args.pairs:
         b, sep, a = (part.strip() for part in spec.partition(" - "))
-        a, b = legacy_label(a), legacy_label(b)
+        a, b = legacy_label(a, typed=True), legacy_label(b, typed=True)
         if not sep or a not in labels or b not in labels:
             raise SystemExit(f"quality.py: error: --pairs {spec!r}: expected 'B - A' with A and B among --arms {labels}")
         pairs.append((a, b))
@@ -339,7 +339,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.arms = ["unet", "hybrid_unet", "hybrid_unet_resdec"] + ([] if args.max_seeds else ["smp_unet"])
     try:
         args.seed_list = parse_seeds(args.seeds)
-        args.arms = [legacy_label(a) for a in args.arms]
+        args.arms = [legacy_label(a, typed=True) for a in args.arms]
         for spec in args.arms:
             parse_arm(spec, args.widths)
     except UserError as err:

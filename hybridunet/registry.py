@@ -53,8 +53,11 @@ class Registry(Generic[T]):
 
         return add if builder is None else add(builder)
 
-    def get(self, name: str) -> Callable[..., T]:
-        """The builder registered under `name`, or an error listing the known names."""
+    def get(self, name: str | type) -> Callable[..., T]:
+        """The builder registered under `name`, or an error listing the known names. A class
+        in a name's place is its own builder (timm's ``get_act_layer`` takes one too)."""
+        if isinstance(name, type):
+            return name
         try:
             return self._builders[name]
         except (KeyError, TypeError):
@@ -70,8 +73,9 @@ class Registry(Generic[T]):
         self.get(name)
         return self._info.get(name)
 
-    def build(self, name: str, /, **kwargs: Any) -> T:
-        """Build the part registered under `name` with keyword arguments.
+    def build(self, name: str | type, /, **kwargs: Any) -> T:
+        """Build the part registered under `name` (or the class given in its place) with
+        keyword arguments.
 
         Keywords are checked against the builder's signature first, so a misspelt option
         fails with the accepted ones listed rather than deep inside a constructor.
@@ -80,7 +84,7 @@ class Registry(Generic[T]):
         self.check_keywords(name, kwargs, partial=False)
         return builder(**kwargs)
 
-    def check_keywords(self, name: str, kwargs: dict[str, Any], partial: bool = True) -> None:
+    def check_keywords(self, name: str | type, kwargs: dict[str, Any], partial: bool = True) -> None:
         """Fail, listing the accepted keywords, when `kwargs` do not fit `name`'s builder
         (with `partial`, required keywords may be missing: a config gives them later)."""
         signature = _signature(self.get(name))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -99,10 +100,18 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def legacy_label(label: str) -> str:
-    """`unet:skip=x,bottleneck=y` (quality.py before 0.2) -> `unet+skip=x+bottleneck=y`."""
+def legacy_label(label: str, typed: bool = False) -> str:
+    """`unet:skip=x,bottleneck=y` (quality.py before 0.2) -> `unet+skip=x+bottleneck=y`.
+    `typed`: a user wrote it (not a journal recorded it), who is told of the new form
+    with a DeprecationWarning."""
     name, sep, swaps = label.partition(":")
-    return "+".join([name, *filter(None, swaps.split(","))]) if sep else label
+    if not sep:
+        return label
+    new = "+".join([name, *filter(None, swaps.split(","))])
+    if typed:
+        warnings.warn(f"the label {label!r} uses the old 'model:key=value,...' form: write {new!r}; the old form "
+                      "goes in a later release", DeprecationWarning, stacklevel=2)
+    return new
 
 
 def scores_of(metrics: Mapping[str, Any]) -> Scores:

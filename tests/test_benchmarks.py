@@ -6,6 +6,7 @@ work and report what they promise, not speed.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import sys
@@ -272,6 +273,9 @@ def test_quality_reads_the_study_scales_verdicts_and_seed_ranges(tmp_path):
     assert quality.parse_arm("unet+skip=attention_gate", [4, 8]) == quality.parse_arm("unet:skip=attention_gate", [4, 8])
     assert quality.parse_arm("unet+skip=attention_gate", [4, 8]) == {"name": "unet", "widths": [4, 8],
                                                                     "skip": "attention_gate"}
+    typed = argparse.Namespace(pairs=["unet:skip=attention_gate - unet"])  # the old form, as a user types it
+    with pytest.warns(DeprecationWarning, match=r"write 'unet\+skip=attention_gate'"):
+        assert quality.rule_pairs(typed, ["unet", "unet+skip=attention_gate"]) == [("unet", "unet+skip=attention_gate")]
 
 
 def test_quality_writes_the_reference_data_with_the_generator_of_that_commit(tmp_path, monkeypatch):

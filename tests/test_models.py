@@ -276,6 +276,7 @@ def test_training_flops_count_the_backward_pass_and_every_deep_supervision_head(
     assert count_train_flops(supervised, (3, 32, 32)) > count_train_flops(plain, (3, 32, 32))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_unet_scripts_and_matches_eager_and_a_transformer_model_says_why_it_cannot(images):
     """smp's conventions: a model scripts with torch.jit.script, or says so (smp's
     `_is_torch_scriptable`, and one RuntimeError naming hybridunet and what works instead)."""
@@ -303,3 +304,13 @@ def test_a_frozen_encoder_gets_no_gradient_and_keeps_its_norm_statistics_until_u
     assert any(p.grad is not None for p in model.decoder.parameters())
     model.unfreeze_encoder()
     assert all(p.requires_grad for p in model.encoder.parameters()) and all(m.training for m in norms)
+
+
+def test_a_part_slot_takes_a_module_class_as_well_as_a_registered_name(images):
+    """timm's get_act_layer convention: the class in the name's place builds the same part."""
+    by_name = hu.create_model("unet", widths=[8, 16, 32], num_classes=3, skip="attention_gate")
+    by_class = hu.create_model("unet", widths=[8, 16, 32], num_classes=3, skip=AttentionGateSkip)
+    assert by_name.state_dict().keys() == by_class.state_dict().keys()
+    assert by_class(images).shape == (2, 3, *images.shape[-2:])
+    with pytest.raises(TypeError, match="Accepted keywords"):  # its keywords are checked as a name's are
+        hu.create_model("unet", widths=[8, 16, 32], skip=AttentionGateSkip, skip_kwargs={"gates": 2})

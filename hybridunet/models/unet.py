@@ -26,7 +26,8 @@ class UNet(nn.Module):
             extended by doubling the last one.
         encoder_block, decoder_block: names in ``hybridunet.nn.BLOCKS``.
         skip: name in ``SKIPS``; bottleneck: name in ``BOTTLENECKS``;
-        upsampler: name in ``UPSAMPLERS``.
+        upsampler: name in ``UPSAMPLERS``. Each part may also be a module class, built with
+        the keywords its family's parts take (timm's ``get_act_layer`` convention).
         *_kwargs: extra keyword arguments for that part (e.g. ``bottleneck_kwargs={"heads": 4}``).
         deep_supervision: add a 1x1 head after every decoder stage but the last; in
             training mode ``forward`` then returns ``(logits, [aux_logits, ...])``, each
@@ -42,11 +43,11 @@ class UNet(nn.Module):
         in_channels: int = 3,
         widths: Sequence[int] = DEFAULT_WIDTHS,
         depth: int | None = None,
-        encoder_block: str = "double_conv",
-        decoder_block: str = "double_conv",
-        skip: str = "concat",
-        bottleneck: str = "identity",
-        upsampler: str = "transpose",
+        encoder_block: str | type[nn.Module] = "double_conv",
+        decoder_block: str | type[nn.Module] = "double_conv",
+        skip: str | type[nn.Module] = "concat",
+        bottleneck: str | type[nn.Module] = "identity",
+        upsampler: str | type[nn.Module] = "transpose",
         encoder_block_kwargs: Mapping[str, Any] | None = None,
         decoder_block_kwargs: Mapping[str, Any] | None = None,
         skip_kwargs: Mapping[str, Any] | None = None,
