@@ -215,7 +215,8 @@ def rule_pairs(args: argparse.Namespace, labels: list[str]) -> list[tuple[str, s
     pairs = []
     for spec in args.pairs:
         b, sep, a = (part.strip() for part in spec.partition(" - "))
-        a, b = legacy_label(a, typed=True), legacy_label(b, typed=True)
+        typed = not os.environ.get(WORKER_RUNS)  # --jobs workers parse the user's argv again: told once
+        a, b = legacy_label(a, typed), legacy_label(b, typed)
         if not sep or a not in labels or b not in labels:
             raise SystemExit(f"quality.py: error: --pairs {spec!r}: expected 'B - A' with A and B among --arms {labels}")
         pairs.append((a, b))
@@ -339,7 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.arms = ["unet", "hybrid_unet", "hybrid_unet_resdec"] + ([] if args.max_seeds else ["smp_unet"])
     try:
         args.seed_list = parse_seeds(args.seeds)
-        args.arms = [legacy_label(a, typed=True) for a in args.arms]
+        args.arms = [legacy_label(a, typed=not os.environ.get(WORKER_RUNS)) for a in args.arms]
         for spec in args.arms:
             parse_arm(spec, args.widths)
     except UserError as err:

@@ -97,8 +97,9 @@ class Registry(Generic[T]):
                     for p in signature.parameters.values()
                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                 )
+                shown = getattr(name, "__qualname__", repr(name))
                 raise TypeError(
-                    f"{self.family} {name!r}: {err}. Accepted keywords: {accepted}"
+                    f"{self.family} {shown}: {err}. Accepted keywords: {accepted}"
                 ) from None
 
     def names(self, pattern: str = "*") -> list[str]:

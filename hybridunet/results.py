@@ -105,7 +105,7 @@ def legacy_label(label: str, typed: bool = False) -> str:
     `typed`: a user wrote it (not a journal recorded it), who is told of the new form
     with a DeprecationWarning."""
     name, sep, swaps = label.partition(":")
-    if not sep:
+    if not sep or "+" in name or "=" in name:  # the new form, a value of which holds a ':'
         return label
     new = "+".join([name, *filter(None, swaps.split(","))])
     if typed:

@@ -273,6 +273,11 @@ def test_quality_reads_the_study_scales_verdicts_and_seed_ranges(tmp_path):
     assert quality.parse_arm("unet+skip=attention_gate", [4, 8]) == quality.parse_arm("unet:skip=attention_gate", [4, 8])
     assert quality.parse_arm("unet+skip=attention_gate", [4, 8]) == {"name": "unet", "widths": [4, 8],
                                                                     "skip": "attention_gate"}
+    with pytest.warns(DeprecationWarning, match=r"write 'unet\+skip=attention_gate'"):
+        assert quality.parse_args(["--arms", "unet:skip=attention_gate"]).arms == ["unet+skip=attention_gate"]
+    from hybridunet.results import legacy_label
+
+    assert legacy_label("unet+bottleneck_kwargs={heads: 4}", typed=True) == "unet+bottleneck_kwargs={heads: 4}"
     typed = argparse.Namespace(pairs=["unet:skip=attention_gate - unet"])  # the old form, as a user types it
     with pytest.warns(DeprecationWarning, match=r"write 'unet\+skip=attention_gate'"):
         assert quality.rule_pairs(typed, ["unet", "unet+skip=attention_gate"]) == [("unet", "unet+skip=attention_gate")]

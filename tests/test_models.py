@@ -276,19 +276,28 @@ def test_training_flops_count_the_backward_pass_and_every_deep_supervision_head(
     assert count_train_flops(supervised, (3, 32, 32)) > count_train_flops(plain, (3, 32, 32))
 
 
+SCRIPTING = [{}, {"deep_supervision": True}] + [
+    {key: name} for key, registry in (("encoder_block", BLOCKS), ("skip", SKIPS), ("bottleneck", BOTTLENECKS),
+                                      ("upsampler", UPSAMPLERS)) for name in registry.names()]
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
-def test_unet_scripts_and_matches_eager_and_a_transformer_model_says_why_it_cannot(images):
+@pytest.mark.parametrize("parts", SCRIPTING, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()) or "unet")
+def test_a_model_scripts_and_matches_eager_or_says_why_it_cannot(parts, images):
     """smp's conventions: a model scripts with torch.jit.script, or says so (smp's
     `_is_torch_scriptable`, and one RuntimeError naming hybridunet and what works instead)."""
-    model = hu.create_model("unet", widths=[8, 16, 32], num_classes=3).eval()
-    assert model._is_torch_scriptable
-    with torch.no_grad():
-        assert torch.allclose(torch.jit.script(model)(images), model(images), atol=1e-4)
-    for name in ("hybrid_unet", "hybrid_unet_resdec"):
-        hybrid = hu.create_model(name, widths=[8, 16, 32], num_classes=3).eval()
-        assert not hybrid._is_torch_scriptable
-        with pytest.raises(RuntimeError, match=r"hybridunet: .*torch\.export.*ONNX"):
-            torch.jit.script(hybrid)
+    model = hu.create_model("unet", widths=[8, 16, 32], num_classes=3, **parts).eval()
+    if model._is_torch_scriptable:
+        with torch.no_grad():
+            assert torch.allclose(torch.jit.script(model)(images), model(images), atol=1e-4)
+    else:
+        with pytest.raises(RuntimeError, match=r"^hybridunet: a model with .*torch\.export.*ONNX"):
+            torch.jit.script(model)
+
+
+def test_the_presets_script_or_say_why_they_cannot():
+    assert hu.create_model("unet")._is_torch_scriptable
+    assert not any(hu.create_model(name)._is_torch_scriptable for name in ("hybrid_unet", "hybrid_unet_resdec"))
 
 
 def test_a_frozen_encoder_gets_no_gradient_and_keeps_its_norm_statistics_until_unfrozen():
@@ -314,3 +323,11 @@ def test_a_part_slot_takes_a_module_class_as_well_as_a_registered_name(images):
     assert by_class(images).shape == (2, 3, *images.shape[-2:])
     with pytest.raises(TypeError, match="Accepted keywords"):  # its keywords are checked as a name's are
         hu.create_model("unet", widths=[8, 16, 32], skip=AttentionGateSkip, skip_kwargs={"gates": 2})
+
+
+def test_a_config_names_its_parts_and_refuses_a_class_in_their_place():
+    from hybridunet.config import parse_config
+    from hybridunet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="a config names a registered part"):
+        parse_config({"model": {"name": "unet", "skip": AttentionGateSkip}})

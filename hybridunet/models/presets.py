@@ -58,6 +58,9 @@ def check_parts(kwargs: Mapping[str, Any]) -> None:
     for key, registry in families.items():
         if isinstance(kwargs.get(key), str):
             registry.get(kwargs[key])
+        elif kwargs.get(key) is not None:
+            raise ValueError(f"model.{key}: a config names a registered part (got {kwargs[key]!r}); pass a module "
+                             "class to create_model(...) or UNet(...) directly, or register it by name")
 
 
 def preset_of(name: str) -> Preset | None:

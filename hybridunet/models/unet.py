@@ -93,7 +93,15 @@ class UNet(nn.Module):
 
         self._is_encoder_frozen = False
         # smp's flag: False where a part cannot be scripted (its __prepare_scriptable__ says why)
-        self._is_torch_scriptable = all(getattr(m, "_is_torch_scriptable", True) for m in self.modules())
+        self._is_torch_scriptable = not deep_supervision and all(
+            getattr(m, "_is_torch_scriptable", True) for m in self.modules() if m is not self)
+
+    def __prepare_scriptable__(self) -> UNet:
+        """torch.jit.script calls it first; the parts that cannot be scripted say so in theirs."""
+        if self.deep_supervision:
+            raise RuntimeError("hybridunet: a model with deep_supervision cannot be scripted with torch.jit.script; "
+                               "use torch.export.export(model, (x,)) or ONNX (`hybridunet export`) instead")
+        return self
 
     def freeze_encoder(self) -> UNet:
         """Stop training the encoder, as smp's models do: its parameters get no gradient and its

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hybridunet.nn.layers import ConvNormAct
+from hybridunet.nn.layers import ConvNormAct, NotScriptable
 from hybridunet.registry import Registry
 
 BOTTLENECKS: Registry[nn.Module] = Registry("bottleneck")
@@ -22,12 +22,14 @@ class IdentityBottleneck(nn.Identity):
 
 
 @BOTTLENECKS.register("aspp")
-class ASPP(nn.Module):
+class ASPP(NotScriptable, nn.Module):
     """Atrous spatial pyramid pooling (DeepLab v3): parallel dilated convs and image pooling.
 
     The default rates suit the small deepest map of a UNet (16x16 for a 256x256 input).
     The pooling branch has no BatchNorm, so batches of one image still train.
     """
+
+    why = 'the aspp bottleneck'
 
     def __init__(
         self,
@@ -56,7 +58,7 @@ class ASPP(nn.Module):
 
 
 @BOTTLENECKS.register("transformer")
-class TransformerBottleneck(nn.Module):
+class TransformerBottleneck(NotScriptable, nn.Module):
     """Multi-head self-attention over every position of the deepest map: the CNN-Transformer
     hybrid's bottleneck.
 
@@ -99,13 +101,7 @@ class TransformerBottleneck(nn.Module):
         self.norm = nn.LayerNorm(channels) if layer_scale is None else nn.Identity()
         self.residual = layer_scale is not None
 
-    _is_torch_scriptable = False  # smp's flag: timm's sin-cos position embedding builder cannot be scripted
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        """torch.jit.script calls this first: say why it cannot, and what works instead."""
-        raise RuntimeError("hybridunet: a model with the transformer bottleneck cannot be scripted with "
-                           "torch.jit.script (timm's sin-cos position embedding is plain Python); use "
-                           "torch.export.export(model, (x,)) or ONNX (`hybridunet export`) instead")
+    why = "the transformer bottleneck (timm's sin-cos position embedding is plain Python)"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

@@ -24,3 +24,16 @@ class ConvNormAct(nn.Sequential):
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
         self.out_channels = out_channels
+
+
+class NotScriptable:
+    """smp's convention for a part `torch.jit.script` cannot compile: `_is_torch_scriptable`
+    is False, and scripting a model that holds it raises one RuntimeError saying which part
+    and what works instead (`why`: the part, in a few words)."""
+
+    _is_torch_scriptable = False
+    why = "this part"
+
+    def __prepare_scriptable__(self) -> nn.Module:  # torch.jit.script calls it on every submodule first
+        raise RuntimeError(f"hybridunet: a model with {self.why} cannot be scripted with torch.jit.script; use "
+                           "torch.export.export(model, (x,)) or ONNX (`hybridunet export`) instead")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridunet.nn.layers import ConvNormAct
+from hybridunet.nn.layers import ConvNormAct, NotScriptable
 from hybridunet.registry import Registry
 
 SKIPS: Registry[nn.Module] = Registry("skip")
@@ -29,12 +29,14 @@ class ConcatSkip(nn.Module):
 
 
 @SKIPS.register("attention_gate")
-class AttentionGateSkip(nn.Module):
+class AttentionGateSkip(NotScriptable, nn.Module):
     """Attention U-Net gate (Oktay et al., 2018): the decoder map decides, per pixel,
     how much of the encoder map passes, then the two are concatenated.
 
     `inter_channels` is the width of the additive attention (default: skip_channels // 2).
     """
+
+    why = 'the attention_gate skip'
 
     def __init__(self, channels: int, skip_channels: int, inter_channels: int | None = None) -> None:
         super().__init__()
@@ -56,13 +58,15 @@ def _attention(psi: nn.Sequential, z: torch.Tensor) -> torch.Tensor:
 
 
 @SKIPS.register("coarse_attention_gate")
-class CoarseAttentionGateSkip(nn.Module):
+class CoarseAttentionGateSkip(NotScriptable, nn.Module):
     """The Attention U-Net gate computed as the paper does, at the coarser scale: the
     encoder map enters through a 2x2 stride-2 conv, the decoder map averaged back to that
     scale, and the one-channel attention is upsampled bilinearly to gate the encoder map.
     A quarter of `attention_gate`'s full-resolution work; a different model, not a faster
     one (registered for the ablation to judge).
     """
+
+    why = 'the coarse_attention_gate skip'
 
     def __init__(self, channels: int, skip_channels: int, inter_channels: int | None = None) -> None:
         super().__init__()
