@@ -82,10 +82,6 @@ class Outbox:
         self._lock.close()
         self._lock = None
 
-    @property
-    def held(self) -> bool:
-        return self._lock is not None
-
     # -- calls -------------------------------------------------------------------------
     def exists(self) -> bool:
         return (self.path / "calls.jsonl").is_file()
@@ -145,9 +141,6 @@ class Outbox:
         found = (self.path / "calls.jsonl", self.path / "sent", self.folder / "last.json")
         return max((p.stat().st_mtime for p in found if p.exists()), default=time.time())
 
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
     def parent_folder(self) -> Path | None:
         """The folder of the parent run a kept create_run names by its outbox, if any."""
         for call in self.calls(self.sent):
@@ -191,8 +184,9 @@ def outboxes(root: str | Path) -> Iterator[Outbox]:
 
 
 @contextlib.contextmanager
-def held(outbox: Outbox, uri: str) -> Iterator[Outbox]:
-    outbox.acquire(uri)
+def held(outbox: Outbox) -> Iterator[Outbox]:
+    """An existing outbox, locked for the block (`Busy` if a live process holds it)."""
+    outbox.acquire(outbox.header()["uri"])
     try:
         yield outbox
     finally:

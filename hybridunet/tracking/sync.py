@@ -11,7 +11,7 @@ from hybridunet.errors import UsageError
 from hybridunet.tracking import worker
 from hybridunet.tracking.calls import Sender, describe, is_outage
 from hybridunet.tracking.outage import credentials
-from hybridunet.tracking.outbox import OUTBOX, Busy, Outbox, outboxes
+from hybridunet.tracking.outbox import OUTBOX, Busy, Outbox, held, outboxes
 from hybridunet.tracking.worker import reason, say
 
 
@@ -40,13 +40,13 @@ def send_outbox(outbox: Outbox, deadline: float | None = None, skip_refused: boo
     one attempt. Raises `Unreachable` (what was sent stays sent), `Refused` at a call the
     server refuses (unless `skip_refused`: then it is reported and dropped), `Busy` if a live
     process holds the outbox."""
-    uri = outbox.header()["uri"]
-    outbox.acquire(uri)
-    try:
+    with held(outbox):
+        uri = outbox.header()["uri"]
         sender, run_id = Sender(uri), outbox.run_id()
         start = outbox.sent
-        calls = outbox.calls(start)
-        ended = _ended(outbox.calls())  # else its process died before the run ended
+        every = outbox.calls()
+        calls = every[start:]
+        ended = _ended(every)  # else its process died before the run ended
         for number, call in enumerate(calls, start):
             # only the first may have landed: a process sends one call at a time and counts it sent when it has
             run_id = _send(sender, call, run_id, deadline, outbox, len(calls) - (number - start),
@@ -56,12 +56,11 @@ def send_outbox(outbox: Outbox, deadline: float | None = None, skip_refused: boo
             outbox.mark_sent(number + 1)
         killed = not ended and run_id is not None and not outbox.header().get("shared")
         if killed:  # kept first: a server that goes away now leaves the mark for the next sync
-            outbox.append({"call": "set_terminated", "status": "KILLED", "end_time": int(outbox.last_write() * 1000)})
-            _send(sender, outbox.calls(outbox.appended - 1)[0], run_id, deadline, outbox, 1)
+            mark = {"call": "set_terminated", "status": "KILLED", "end_time": int(outbox.last_write() * 1000)}
+            outbox.append(mark)
+            _send(sender, mark, run_id, deadline, outbox, 1)
             outbox.mark_sent(outbox.appended)
         return Synced(outbox.folder, run_id, len(calls), killed)
-    finally:
-        outbox.release()
 
 
 def _ended(calls: list[dict]) -> bool:
@@ -147,12 +146,8 @@ def keep(folder: str | Path, call: dict) -> None:
     process has ended, and whose run a server that was away has not created yet)."""
     from hybridunet.tracking.calls import stored
 
-    outbox = Outbox(folder)
-    outbox.acquire(outbox.header()["uri"])
-    try:
+    with held(Outbox(folder)) as outbox:
         outbox.append(stored(call, outbox.files, outbox.appended))
-    finally:
-        outbox.release()
 
 
 def drain(folder: str | Path, timeout: float) -> int:
