@@ -31,13 +31,21 @@ class SmpModel(nn.Module):
     """An smp architecture that accepts any input size (padded to the encoder's stride).
 
     Args:
-        arch: smp architecture name ("unet", "fpn", ...).
-        num_classes, in_channels: as for every model here.
-        encoder_name: any smp encoder, or ``"tu-<timm name>"`` for a timm one.
+        arch: An smp architecture name (``"unet"``, ``"fpn"``, ...).
+        num_classes: Output channels (logits).
+        in_channels: Input image channels.
+        encoder_name: Any smp encoder, or ``"tu-<timm name>"`` for a timm one.
         encoder_weights: smp's pretrained-weight tag; None (the default) never downloads.
-        weights_path: a local ``.safetensors`` or ``.pth`` state dict for the encoder,
+        weights_path: A local ``.safetensors`` or ``.pth`` state dict for the encoder,
             loaded without unpickling code.
-        **smp_kwargs: passed to the smp architecture (``decoder_channels``, ...).
+        **smp_kwargs: Passed to the smp architecture (``decoder_channels``, ...).
+
+    Example:
+        ```python
+        import hybridunet as hu
+
+        peer = hu.create_model("smp_unet", encoder_name="tu-convnext_atto")   # random init, no download
+        ```
     """
 
     def __init__(

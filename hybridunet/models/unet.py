@@ -18,23 +18,44 @@ DEFAULT_WIDTHS = (32, 64, 128, 256, 512)
 class UNet(nn.Module):
     """Encoder-decoder with skips, every part picked by name from its registry.
 
+    The presets (`unet`, `hybrid_unet`, ...) are this class with their parts filled in;
+    any input height and width works: it is padded to a multiple of ``2 ** depth`` and the
+    logits are cropped back.
+
     Args:
-        num_classes: output channels (logits).
-        in_channels: input image channels.
-        widths: channels per scale, shallow to deep; ``len(widths) - 1`` downsamplings.
-        depth: number of downsamplings; widths are cut to ``depth + 1`` entries, or
+        num_classes: Output channels (logits).
+        in_channels: Input image channels.
+        widths: Channels per scale, shallow to deep; ``len(widths) - 1`` downsamplings.
+        depth: Number of downsamplings; widths are cut to ``depth + 1`` entries, or
             extended by doubling the last one.
-        encoder_block, decoder_block: names in ``hybridunet.nn.BLOCKS``.
-        skip: name in ``SKIPS``; bottleneck: name in ``BOTTLENECKS``;
-        upsampler: name in ``UPSAMPLERS``. Each part may also be a module class, built with
-        the keywords its family's parts take (timm's ``get_act_layer`` convention).
-        *_kwargs: extra keyword arguments for that part (e.g. ``bottleneck_kwargs={"heads": 4}``).
-        deep_supervision: add a 1x1 head after every decoder stage but the last; in
+        encoder_block: A name in `hybridunet.nn.BLOCKS`, or a module class built with the
+            same keywords (timm's ``get_act_layer`` convention).
+        decoder_block: As `encoder_block`, for the decoder.
+        skip: A name in `hybridunet.nn.SKIPS`, or a module class.
+        bottleneck: A name in `hybridunet.nn.BOTTLENECKS`, or a module class.
+        upsampler: A name in `hybridunet.nn.UPSAMPLERS`, or a module class.
+        encoder_block_kwargs: Extra keywords for every encoder block.
+        decoder_block_kwargs: Extra keywords for every decoder block.
+        skip_kwargs: Extra keywords for every skip.
+        bottleneck_kwargs: Extra keywords for the bottleneck (e.g. ``{"heads": 4}``).
+        upsampler_kwargs: Extra keywords for every upsampler.
+        deep_supervision: Add a 1x1 head after every decoder stage but the last; in
             training mode ``forward`` then returns ``(logits, [aux_logits, ...])``, each
             at the input size, and in eval mode the logits alone.
 
-    Inputs of any height and width work: they are padded to a multiple of
-    ``2 ** depth`` and the logits cropped back.
+    Raises:
+        hybridunet.errors.UnknownNameError: A part's name is not registered (the known
+            names are listed).
+        TypeError: A part's keywords do not fit it (the accepted ones are listed).
+
+    Example:
+        ```python
+        import torch
+        from hybridunet.models import UNet
+
+        model = UNet(num_classes=5, widths=(8, 16, 32), skip="attention_gate", upsampler="bilinear")
+        model(torch.randn(1, 3, 50, 70)).shape   # torch.Size([1, 5, 50, 70])
+        ```
     """
 
     def __init__(
