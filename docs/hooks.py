@@ -81,8 +81,9 @@ def arguments(parser: argparse.ArgumentParser) -> str:
         if action.option_strings and action.nargs != 0:
             names += f" `{action.metavar or action.dest.upper()}`"
         default = action.default
-        shown = "" if default in (None, False, argparse.SUPPRESS, []) or action.nargs == 0 else f"`{default}`"
-        help_text = (action.help or "") % {"default": default} if action.help else ""
+        unset = default is None or default is False or default == argparse.SUPPRESS or default == []  # 0 is a default
+        shown = "" if unset or action.nargs == 0 else f"`{default}`"
+        help_text = (action.help or "") % {**vars(action), "prog": parser.prog}  # as argparse formats it
         rows.append(f"| {names} | {cell(help_text)} | {cell(shown)} |")
     if not rows:
         return ""

@@ -101,10 +101,30 @@ def _read(path: str | Path, tensors: bool) -> tuple[dict[str, torch.Tensor], dic
 
 def load_model(path: str | Path, device: str | torch.device = "cpu",
                num_classes: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model its metadata describes and load its weights strictly.
+    """Rebuild the model a checkpoint describes and load its weights strictly.
 
-    `num_classes`, when given, must match the checkpoint's. A mismatch of architecture
-    fails naming the keys that differ.
+    Loading runs no code from the file: the weights are safetensors and the metadata JSON.
+
+    Args:
+        path: A `.safetensors` checkpoint written by `fit`.
+        device: Where to put the model.
+        num_classes: When given, it must match the checkpoint's.
+
+    Returns:
+        The model, in eval mode, and the checkpoint's metadata (`config`, `class_names`,
+            `metrics`, ...).
+
+    Raises:
+        hybridunet.errors.UserError: A missing or unreadable file, or an architecture that
+            does not match the weights (the differing keys are named).
+
+    Example:
+        ```python
+        from hybridunet.checkpoint import load_model
+
+        model, meta = load_model("outputs/u1/best.safetensors")
+        meta["class_names"][:3]   # ['road', 'sidewalk', 'building']
+        ```
     """
     from hybridunet.models import create_model
 

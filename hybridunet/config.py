@@ -356,8 +356,32 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Read a YAML config (``yaml.safe_load``) or a shipped recipe by name (``tiny``; see
-    `hybridunet.recipes`), its ``base:`` chain merged under it, and apply dotted overrides."""
+    """Read an experiment config: a YAML file or a shipped recipe by name, plus overrides.
+
+    The YAML is read with `yaml.safe_load`; its `base:` chain (a recipe name or another
+    file) is merged under it, section by section, and the overrides are applied last.
+    Every key and value is checked.
+
+    Args:
+        path: A recipe name (`"tiny"`, see `hybridunet recipes`) or a YAML path; None starts
+            from the defaults.
+        overrides: Dotted `section.key=value` strings, as on the command line
+            (`"train.epochs=2"`, `"model.bottleneck=aspp"`).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        hybridunet.errors.ConfigError: A missing file, invalid YAML, or an unknown key or bad
+            value; the message names the file, the key, the value and what is allowed.
+
+    Example:
+        ```python
+        from hybridunet.config import load_config
+
+        config = load_config("tiny", ["model.name=hybrid_unet", "train.epochs=1"])
+        ```
+    """
     tree: dict[str, Any] = {}
     source = "overrides"
     if path is not None:

@@ -30,7 +30,27 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 def export_onnx(checkpoint: str | Path, out: str | Path | None = None, opset: int = DEFAULT_OPSET,
                 overwrite: bool = False) -> Path:
-    """Write `checkpoint`'s model as ONNX (default: beside it, .onnx) and its sidecar JSON."""
+    """Write a checkpoint's model as ONNX, with the sidecar JSON prediction needs.
+
+    The fp32 eval model is exported with a dynamic batch, height and width; onnxruntime
+    matches PyTorch within 1e-4.
+
+    Args:
+        checkpoint: A `.safetensors` checkpoint written by `fit`.
+        out: The `.onnx` path; default: beside the checkpoint.
+        opset: The ONNX opset.
+        overwrite: Replace an existing file (else it is refused).
+
+    Returns:
+        The `.onnx` path; its sidecar is the same path plus `.json`.
+
+    Example:
+        ```python
+        from hybridunet.export import export_onnx
+
+        onnx_path = export_onnx("outputs/u1/best.safetensors")
+        ```
+    """
     import torch
 
     from hybridunet.checkpoint import load_model

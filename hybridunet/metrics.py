@@ -12,7 +12,7 @@ from hybridunet.data.labels import CLASS_NAMES, IGNORE_INDEX
 class ConfusionMatrix:
     """Accumulates a (num_classes x num_classes) confusion matrix, rows = truth, columns =
     prediction, over any number of batches (and of processes: `merge`, or under DDP the
-    evaluation loop's sum of `matrix` over ranks).
+    evaluation loop's sum of `matrix` over ranks). Every score comes from it.
 
     `compute()` derives, per class c with tp, fp, fn counted over the whole set:
     Dice_c = 2 tp / (2 tp + fp + fn) and IoU_c = tp / (tp + fp + fn).
@@ -20,6 +20,23 @@ class ConfusionMatrix:
     the prediction** (tp + fp + fn > 0); classes absent from both are left out rather
     than counted as 0 or 1, and their per-class values are NaN. `pixel_acc` is the share
     of non-ignored pixels predicted right. Pixels whose target is `ignore_index` count nowhere.
+
+    Args:
+        num_classes: The number of classes.
+        ignore_index: The target value that counts nowhere.
+        class_names: Names for the per-class results; default: Cityscapes' 19, or
+            `class_0, class_1, ...`.
+        device: Where the matrix lives (the predictions' device, to avoid copies).
+
+    Example:
+        ```python
+        import torch
+        from hybridunet.metrics import ConfusionMatrix
+
+        cm = ConfusionMatrix(num_classes=3, class_names=["road", "car", "sky"])
+        cm.update(torch.tensor([[0, 1], [2, 2]]), torch.tensor([[0, 1], [2, 255]]))   # labels, not logits
+        cm.compute()["dice"]   # 1.0: every scored pixel right (255 is ignored)
+        ```
     """
 
     def __init__(

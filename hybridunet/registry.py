@@ -17,10 +17,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Registry(Generic[T]):
     """Maps names to builders (classes or functions) of one family of parts.
 
-    >>> BLOCKS = Registry("block")
-    >>> @BLOCKS.register("double_conv")
-    ... class DoubleConv: ...
-    >>> BLOCKS.build("double_conv")
+    One type serves every family: the models (`hybridunet.models.MODELS`), the blocks,
+    skips, bottlenecks and upsamplers (`hybridunet.nn`) and the losses.
+
+    Args:
+        family: What the registry holds, as error messages name it (`"block"`).
+
+    Example:
+        ```python
+        from torch import nn
+        from hybridunet.registry import Registry
+
+        HEADS = Registry("head")
+
+        @HEADS.register("conv1x1")
+        class Conv1x1(nn.Conv2d):
+            def __init__(self, channels: int, classes: int) -> None:
+                super().__init__(channels, classes, 1)
+
+        head = HEADS.build("conv1x1", channels=8, classes=3)
+        ```
     """
 
     def __init__(self, family: str) -> None:
@@ -37,8 +53,17 @@ class Registry(Generic[T]):
     def register(self, name: str, builder: Callable[..., T] | None = None, *, info: Any = None) -> Any:
         """Register `builder` under `name`; without `builder`, return a decorator.
 
-        `info` is metadata kept beside the builder (a preset's description, parts,
-        normalisation, reference), as timm keeps a default_cfg per model.
+        Args:
+            name: The part's name; it must not be taken.
+            builder: A class or function that builds the part from keywords.
+            info: Metadata kept beside the builder (a preset's description, parts and
+                reference), as timm keeps a default_cfg per model; read it back with `info()`.
+
+        Returns:
+            `builder`, or a decorator that registers and returns what it decorates.
+
+        Raises:
+            ValueError: `name` is empty or already registered.
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.family} name must be a non-empty string, got {name!r}")
@@ -54,8 +79,19 @@ class Registry(Generic[T]):
         return add if builder is None else add(builder)
 
     def get(self, name: str | type) -> Callable[..., T]:
-        """The builder registered under `name`, or an error listing the known names. A class
-        in a name's place is its own builder (timm's ``get_act_layer`` takes one too)."""
+        """The builder registered under `name`.
+
+        Args:
+            name: A registered name, or a class, which is its own builder (timm's
+                `get_act_layer` takes one too).
+
+        Returns:
+            The builder.
+
+        Raises:
+            hybridunet.errors.UnknownNameError: `name` is not registered; the message lists the
+                known names and the closest one.
+        """
         if isinstance(name, type):
             return name
         try:
@@ -74,11 +110,21 @@ class Registry(Generic[T]):
         return self._info.get(name)
 
     def build(self, name: str | type, /, **kwargs: Any) -> T:
-        """Build the part registered under `name` (or the class given in its place) with
-        keyword arguments.
+        """Build the part registered under `name` (or the class given in its place).
 
-        Keywords are checked against the builder's signature first, so a misspelt option
-        fails with the accepted ones listed rather than deep inside a constructor.
+        Keywords are checked against the builder's signature first, so a misspelt option fails
+        with the accepted ones listed rather than deep inside a constructor.
+
+        Args:
+            name: A registered name, or a class.
+            **kwargs: The builder's keywords.
+
+        Returns:
+            What the builder returns: for the part registries, an `nn.Module`.
+
+        Raises:
+            hybridunet.errors.UnknownNameError: `name` is not registered.
+            TypeError: The keywords do not fit the builder (the accepted ones are listed).
         """
         builder = self.get(name)
         self.check_keywords(name, kwargs, partial=False)

@@ -257,7 +257,29 @@ class Look:
 
 def decide(diffs: Sequence[float], min_seeds: int = 3, max_seeds: int = 10, margin: float = 0.01,
            level: float = 0.05, *, spending: str = SPENDING, method: Method = "exact") -> Look:
-    """Apply the rule to the paired differences (B - A) of the seeds so far, in seed order."""
+    """Apply the stopping rule to the paired differences (B - A) of the seeds so far.
+
+    Args:
+        diffs: One difference per seed, in seed order.
+        min_seeds: The first look.
+        max_seeds: The cap: the last look.
+        margin: Equivalence is shown within ± margin.
+        level: The two-sided error rate.
+        spending: `obf`, `pocock` or `power:RHO`.
+        method: `exact` (the exact t boundaries) or `bonferroni` (the earlier rule).
+
+    Returns:
+        The look: its decision (`better`, `worse`, `equivalent`, or `undecided`: go on,
+            or stop there at the cap), the mean, the rule's interval and the stage-wise
+            p-value.
+
+    Example:
+        ```python
+        from hybridunet.sequential import decide
+
+        decide([0.077, 0.027, 0.097, 0.076], min_seeds=3, max_seeds=5).decision   # 'better'
+        ```
+    """
     d = np.asarray(diffs, dtype=np.float64)[None]
     decision, mean, low, high, p, used = decide_many(d, min_seeds, max_seeds, margin, level,
                                                      spending=spending, method=method)

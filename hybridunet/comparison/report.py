@@ -80,8 +80,17 @@ def mean_std(values: Sequence[float]) -> str:
 
 
 def table(arms: Sequence[Arm], outcomes: Sequence[PairOutcome] = ()) -> str:
-    """The comparison as plain text: mean ± std per arm, paired differences (or, for a
-    sequential comparison, the rule's outcomes), per-class Dice."""
+    """The comparison as plain text, as `hybridunet compare` prints it.
+
+    Args:
+        arms: The arms, baseline first.
+        outcomes: A sequential comparison's outcomes (`Comparison.outcomes`); without them,
+            each arm's fixed-seed paired difference against the first.
+
+    Returns:
+        Mean ± std of Dice and mIoU per arm with its cost, the differences or decisions,
+            and per-class Dice.
+    """
     test = any(a.has("test_dice") for a in arms)
     matched = any("train_steps" in r.cost for a in arms for r in a.records)  # the training amount, where matched
     columns = COST_COLUMNS + (TRAINING_COLUMNS if matched else ())

@@ -155,7 +155,37 @@ def run(
 def run_comparison(configs: Configs, seeds: Sequence[int], out_dir: str | Path | None = None, tracking: bool = True,
                    *, on_event: Callable[[Event], None] | None = None, journal: str | Path | None = None,
                    test_split: str | None = None, match_cost: MatchCost = "none") -> list[Arm]:
-    """Every config with every one of `seeds` (see `run`); returns the arms."""
+    """Train every config with every one of `seeds`: a fixed-seed comparison (see `run`).
+
+    Args:
+        configs: `(label, config)` pairs; the first is the baseline every other arm is
+            paired against.
+        seeds: The seeds, each at most once; every arm trains each with the same data order
+            and augmentation.
+        out_dir: The comparison's folder (runs, journal, pictures); default under outputs/.
+        tracking: Log a parent MLflow run with every training nested under it.
+        on_event: Receives each `RunDone` as it happens (`describe(event)` renders one).
+        journal: A JSONL file: every finished run is appended, and a run already there is
+            read back instead of trained, so an interrupted comparison resumes.
+        test_split: Also score each run's best checkpoint on this split.
+        match_cost: `flops` or `time`: the cheaper arms train more steps, so every arm
+            spends what the costliest does.
+
+    Returns:
+        One `Arm` per config, holding its `RunRecord`s.
+
+    Example:
+        ```python
+        from hybridunet.comparison import line, paired, run_comparison, table
+        from hybridunet.config import load_config
+
+        unet = load_config("tiny")
+        hybrid = load_config("tiny", ["model.name=hybrid_unet"])
+        arms = run_comparison([("unet", unet), ("hybrid_unet", hybrid)], seeds=[0, 1], tracking=False)
+        print(table(arms))
+        print(line(paired(arms[0], arms[1], "dice").outcome()))
+        ```
+    """
     return run(configs, seeds, out_dir=out_dir, tracking=tracking, on_event=on_event, journal=journal,
                test_split=test_split, match_cost=match_cost).arms
 

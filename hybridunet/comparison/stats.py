@@ -86,7 +86,19 @@ class Paired:
 
 
 def paired(a: Arm, b: Arm, metric: str = "dice") -> Paired:
-    """`b - a` matched by seed. Seeds where only one arm has `metric` are left out and named."""
+    """The paired difference `b - a` of one metric, matched by seed.
+
+    Seeds where only one arm has `metric` (a test score, say) are left out and named.
+
+    Args:
+        a: The baseline arm.
+        b: The arm compared with it.
+        metric: A score both arms' records hold (`dice`, `miou`, `test_dice`, ...).
+
+    Returns:
+        The differences per seed; `.outcome()` gives the 95% t interval and p-value, which
+            `line()` renders.
+    """
     va, vb = a.values(metric), b.values(metric)
     seeds = tuple(s for s in b.seeds if s in va and s in vb)
     left_out = {arm.label: tuple(s for s in arm.seeds if s in values and s not in seeds)

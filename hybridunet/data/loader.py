@@ -75,10 +75,33 @@ def make_loader(
     rank: int = 0,
     num_replicas: int = 1,
 ) -> DataLoader:
-    """A DataLoader over `dataset` with an `EpochSampler` (``loader.sampler.set_epoch(e)``),
-    seeded workers, pinned memory when CUDA is present, and workers kept between epochs.
-    `rank` and `num_replicas` give this process its share under DDP (padded when
-    shuffling, for training; exact otherwise, for validation)."""
+    """A DataLoader whose order and augmentation repeat for any number of workers.
+
+    Args:
+        dataset: A map-style dataset (`CityscapesPairs`, `Cityscapes`, `SegmentationFolder`).
+        batch_size: Samples per batch.
+        shuffle: Draw a new order each epoch (`loader.sampler.set_epoch(epoch)`).
+        num_workers: Loader processes.
+        seed: Seeds the order and each sample's augmentation, by (seed, epoch, sample).
+        drop_last: Drop a last, smaller batch.
+        pin_memory: Default: when CUDA is present.
+        persistent_workers: Keep the workers between epochs.
+        rank: This process's rank under DDP.
+        num_replicas: The number of processes under DDP (padded when shuffling, for
+            training; exact otherwise, for validation).
+
+    Returns:
+        The loader, with an `EpochSampler`.
+
+    Example:
+        ```python
+        from hybridunet.data import CityscapesPairs, make_loader, train_transform
+
+        train = CityscapesPairs("data/synthetic", "train", transform=train_transform(64))
+        loader = make_loader(train, batch_size=4, shuffle=True, seed=0)
+        loader.sampler.set_epoch(1)
+        ```
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if num_workers < 0:

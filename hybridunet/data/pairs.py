@@ -30,11 +30,28 @@ def find_pairs_root(root: str | Path, split: str) -> Path:
 
 
 class CityscapesPairs(SegmentationDataset):
-    """Kaggle pairs: each JPEG is photo | colour mask side by side (width = 2 x height).
+    """The Kaggle `cityscapes-image-pairs` set: each JPEG is photo | colour mask side by side.
 
     Mask colours map to trainIds through `mapper` (default: the full Cityscapes table,
     void colours to 255); pixels too far from every colour become 255 and are counted
     in `unmatched_pixels` (per process).
+
+    Args:
+        root: The folder holding `train/` and `val/` (`cityscapes_data`, its parent or the
+            nested copy are all found).
+        split: `train`, `val` or `test`.
+        transform: An albumentations-style transform (`train_transform`, `eval_transform`);
+            default: the image as float in [0, 1].
+        mapper: The colour to trainId mapping.
+        **kwargs: `SegmentationDataset`'s (`limit`, `skip_bad`).
+
+    Example:
+        ```python
+        from hybridunet.data import CityscapesPairs
+
+        val = CityscapesPairs("data/synthetic", "val")
+        image, mask = val[0]   # (3, H, W) float32, (H, W) int64 trainIds, 255 ignored
+        ```
     """
 
     def __init__(

@@ -23,7 +23,27 @@ from hybridunet.prediction import TorchPredictor, segment
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None, split: str = "val",
                         batch_size: int | None = None, device: str = "auto") -> dict[str, Any]:
-    """Metrics of a checkpoint on a split: the run's own data, or all of another data set's split."""
+    """Score a checkpoint on a split, with the loss and precision its run used.
+
+    Args:
+        checkpoint: A `.safetensors` checkpoint written by `fit`.
+        data: Another data set's root; its whole split is scored. None scores the run's own
+            data, with the run's limits.
+        split: `val`, `test` or `train`.
+        batch_size: Defaults to the run's validation batch.
+        device: `auto` (CUDA where present), `cpu` or `cuda:N`.
+
+    Returns:
+        The metrics JSON `hybridunet eval` prints: `dice`, `miou`, `pixel_acc`, `loss`,
+            `per_class_dice`, `soft_dice_study`.
+
+    Example:
+        ```python
+        from hybridunet.engine import evaluate_checkpoint
+
+        metrics = evaluate_checkpoint("outputs/u1/best.safetensors", split="val")
+        ```
+    """
     predictor = TorchPredictor.from_checkpoint(checkpoint, device)
     meta = predictor.meta
     config = parse_config(meta["config"], f"the config stored in {checkpoint}")
@@ -48,5 +68,21 @@ def predict(
     overlap: float = 0.25,
     blend: str = "gaussian",
 ) -> np.ndarray:
-    """Class mask (H, W) uint8 for an RGB uint8 image of any size (see `prediction.segment`)."""
+    """The class mask of one RGB image of any size.
+
+    Args:
+        model: A segmentation model, in eval mode.
+        image: An (H, W, 3) uint8 RGB image.
+        normalize: The normalisation the model trained with (`imagenet` or `unit`).
+        size: Resize to this square input first (as training saw frames); None keeps the
+            image's size.
+        device: Where the model runs.
+        precision: The autocast precision to run in.
+        tile: Predict in `tile` x `tile` windows whose class scores are blended.
+        overlap: The windows' overlap, a fraction in [0, 1).
+        blend: `gaussian` (nnU-Net's weights) or `linear`.
+
+    Returns:
+        The (H, W) uint8 mask of trainIds, at the image's own size.
+    """
     return segment(TorchPredictor(model, normalize, device, precision), image, size, tile, overlap, blend)

@@ -38,9 +38,38 @@ from hybridunet.state import capture, restore
 
 
 def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bool = False) -> FitResult:
-    """Train and validate as `config` says; returns the best epoch's validation metrics
-    plus `checkpoint` (the best checkpoint's path) and whatever callbacks add, with the
-    run's record, data fingerprint and history as attributes (`FitResult`)."""
+    """Train and validate as `config` says, writing checkpoints into the run's folder.
+
+    The same call runs under `torchrun` (each process takes its share; rank 0 writes and
+    logs). With tracking on, the run is an MLflow run and `callbacks` get an
+    `MLflowCallback` in front.
+
+    Args:
+        config: The experiment, from `hybridunet.config.load_config`.
+        callbacks: `hybridunet.engine.Callback`s, called at the run's start, each epoch's
+            end and the run's end.
+        resume: Continue the run in `config.train.out_dir` from its last checkpoint; the
+            result is then that of an uninterrupted run.
+
+    Returns:
+        The best epoch's validation metrics (`dice`, `miou`, `pixel_acc`, `loss`,
+            `per_class_dice`, ...) plus `checkpoint`, the best checkpoint's path, `cost`,
+            and what callbacks add (`run_id`, `model_uri`); the epochs' history, the data
+            fingerprint and the seconds are attributes.
+
+    Raises:
+        hybridunet.errors.UserError: Bad input (data, an existing output folder, ...), said
+            in one line that names it.
+
+    Example:
+        ```python
+        from hybridunet.config import load_config
+        from hybridunet.engine import fit
+
+        result = fit(load_config("tiny", ["train.epochs=1"]))   # needs data/synthetic
+        result["dice"], result["checkpoint"]
+        ```
+    """
     owns_group = not distributed.active()
     world, device = distributed.init(config.train.device)
     try:

@@ -22,15 +22,71 @@ class ModelInfo:
 
 
 def create_model(name: str, /, **kwargs: Any) -> nn.Module:
-    """Build a registered model, e.g. ``create_model("hybrid_unet", num_classes=19, bottleneck="aspp")``."""
+    """Build a registered model by name, as `timm.create_model` does.
+
+    Args:
+        name: A name from `list_models()`: a preset (`unet`, `hybrid_unet`, ...), an smp peer
+            (`smp_unet`, ...) or one registered with `register_model`.
+        **kwargs: The builder's keywords: for a preset, any `UNet` argument (`num_classes`,
+            `widths`, a part such as `bottleneck="aspp"`); for a peer, `SmpModel`'s.
+
+    Returns:
+        The model, in training mode, with random weights (nothing is downloaded).
+
+    Raises:
+        hybridunet.errors.UnknownNameError: `name` is not registered (the known names and the
+            closest one are listed).
+        TypeError: A keyword the builder does not take (the accepted ones are listed).
+
+    Example:
+        ```python
+        import hybridunet as hu
+
+        model = hu.create_model("hybrid_unet", num_classes=19, bottleneck="aspp")
+        ```
+    """
     return MODELS.build(name, **kwargs)
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of registered models matching a glob such as ``"smp_*"``."""
+    """The names of the registered models, sorted, as `timm.list_models` gives them.
+
+    Args:
+        pattern: A shell-style glob on the name, such as `"smp_*"`.
+
+    Returns:
+        The matching names.
+
+    Example:
+        ```python
+        import hybridunet as hu
+
+        hu.list_models("hybrid*")   # ['hybrid_unet', 'hybrid_unet_resdec']
+        ```
+    """
     return MODELS.names(pattern)
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a user's model builder (or preset) under `name`."""
+    """Register a model builder (or a preset of your own) under `name`, as a decorator.
+
+    Args:
+        name: The name `create_model`, configs (`model.name`) and the command line use; it
+            must not be taken.
+
+    Returns:
+        A decorator that registers the builder and returns it unchanged.
+
+    Raises:
+        ValueError: `name` is empty or already registered.
+
+    Example:
+        ```python
+        import hybridunet as hu
+
+        @hu.register_model("my_unet")
+        def my_unet(**kwargs):
+            return hu.create_model("unet", upsampler="bilinear", **kwargs)
+        ```
+    """
     return MODELS.register(name)

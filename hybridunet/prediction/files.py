@@ -44,9 +44,24 @@ def prediction_targets(source: str | Path, out: str | Path, overwrite: bool = Fa
 def predict_files(predictor: Predictor, source: str | Path, out: str | Path, size: int | None = None,
                   overwrite: bool = False, tile: int | None = None, overlap: float = 0.25,
                   blend: str = "gaussian") -> list[PredictionFiles]:
-    """Write a colour mask and an overlay PNG per image of `source`; returns what was written.
+    """Write a colour mask and an overlay PNG for every image of `source`.
+
     With `tile`, each image is first resized as training saw its frames (to the predictor's
-    input size, unless `size` says otherwise), then predicted in blended tiles."""
+    input size, unless `size` says otherwise), then predicted in blended tiles.
+
+    Args:
+        predictor: From `open_predictor`.
+        source: An image file or a folder of them.
+        out: The folder the PNGs go to.
+        size: Resize each image to this square input first.
+        overwrite: Replace existing outputs (else they are refused).
+        tile: Predict in `tile` x `tile` windows.
+        overlap: The windows' overlap, a fraction in [0, 1).
+        blend: `gaussian` or `linear`.
+
+    Returns:
+        What was written, per image.
+    """
     import cv2
 
     from hybridunet.data.base import read_image

@@ -124,7 +124,28 @@ class OnnxPredictor(Predictor):
 
 def open_predictor(checkpoint: str | Path | None = None, onnx_model: str | Path | None = None,
                    device: str = "auto") -> Predictor:
-    """A .safetensors checkpoint in PyTorch, or a .onnx export in onnxruntime: give one."""
+    """Open a trained model for prediction: a checkpoint in PyTorch, or an ONNX export in
+    onnxruntime. Give one of the two.
+
+    Args:
+        checkpoint: A `.safetensors` checkpoint written by `fit`.
+        onnx_model: A `.onnx` file written by `hybridunet export`, with its sidecar JSON.
+        device: `auto` (CUDA where present), `cpu` or `cuda:N`.
+
+    Returns:
+        A `Predictor`: `.predict(image, tile=...)` gives the (H, W) uint8 mask of an RGB
+            image; `.logits(batch)` the raw scores of a normalised batch.
+
+    Example:
+        ```python
+        import numpy as np
+        from hybridunet.prediction import open_predictor
+
+        predictor = open_predictor(onnx_model="outputs/u1/best.onnx")   # or checkpoint="....safetensors"
+        image = np.zeros((96, 160, 3), np.uint8)                         # any (H, W, 3) uint8 RGB image
+        mask = predictor.predict(image)                                  # (96, 160) uint8 trainIds
+        ```
+    """
     if (checkpoint is None) == (onnx_model is None):
         raise UsageError("give either a checkpoint (--checkpoint) or an ONNX model (--model), not both or neither")
     if onnx_model is not None:

@@ -104,8 +104,21 @@ def _send(sender: Sender, call: dict, run_id: str | None, deadline: float | None
 
 
 def sync(folder: str | Path, wait: float = 0.0, skip_refused: bool = False) -> list[Synced]:
-    """Send every outbox in `folder` and below it (a comparison's parent run before its
-    seeds'), waiting at most `wait` seconds for a server that is away."""
+    """Send what a tracking server that was away did not take: every outbox in `folder` and
+    below it, a comparison's or study's parent run before its seeds'.
+
+    Args:
+        folder: A run, comparison or study folder.
+        wait: Seconds to keep trying a server that is away.
+        skip_refused: Drop calls the server refuses (a 4xx answer) instead of stopping.
+
+    Returns:
+        One result per outbox sent.
+
+    Raises:
+        hybridunet.tracking.sync.Unreachable: The server is still away after `wait`.
+        hybridunet.tracking.sync.Refused: The server refused a call (the outbox is kept).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such run folder")

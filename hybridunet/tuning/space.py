@@ -88,8 +88,22 @@ class SearchSpace(BaseModel):
 
 
 def load_search_space(path: str | Path, base: ExperimentConfig) -> SearchSpace:
-    """Read and check a search space: every key must be a config key that accepts each
-    bound or choice (checked by validating a config with it)."""
+    """Read and check a search space YAML against the config it will change.
+
+    Every key must be a config key that accepts each bound or choice (checked by
+    validating a config with it), so a typo fails before the study starts.
+
+    Args:
+        path: The YAML: per config key a `float` (optionally `log`), `int` or
+            `categorical` range, and optionally `sampler` and `pruner`.
+        base: The config the trials start from.
+
+    Returns:
+        The checked space.
+
+    Raises:
+        hybridunet.errors.ConfigError: The file, the entry and what is wrong with it.
+    """
     path = Path(path)
     raw = read_yaml(path, "search space")
     try:

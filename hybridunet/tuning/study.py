@@ -52,7 +52,7 @@ def tune(
     seeds_per_trial: int = 1,
     objectives: tuple[str, ...] = ("val_dice",),
 ) -> optuna.Study:
-    """Run (or resume) a study until it holds `trials` finished trials; write best.yaml.
+    """Run (or resume) an Optuna study until it holds `trials` finished trials; write best.yaml.
 
     Workers sharing `storage` together finish exactly `trials` trials (see `Objective.claim`).
     A worker that dies leaves its trial RUNNING; `heartbeat` seconds apart every running
@@ -65,6 +65,31 @@ def tune(
     and it writes one ready config per trial of its Pareto front (out/pareto/) beside best.yaml
     (the front's best val_dice). Every study with `MIN_TRIALS_FOR_IMPORTANCE` complete trials
     or more ends with parameter importances per objective (fANOVA, `importances`).
+
+    Args:
+        base: The config every trial starts from.
+        space: From `load_search_space`.
+        trials: Finished trials the study should hold in all (a resumed study counts its old ones).
+        storage: An Optuna storage URL (`sqlite:///optuna.db`, `postgresql+psycopg://...`).
+        study_name: The study's name in the storage.
+        jobs: Trials run at once in this process.
+        timeout: Stop starting trials after this many seconds.
+        heartbeat: Seconds between a running trial's heartbeats.
+        seeds_per_trial: Seeds averaged per trial.
+        objectives: `("val_dice",)`, or with `"params"` and/or `"latency"`.
+
+    Returns:
+        The Optuna study.
+
+    Example:
+        ```python
+        from hybridunet.config import load_config
+        from hybridunet.tuning import load_search_space, tune
+
+        base = load_config("hybrid_unet", ["train.epochs=5"])
+        study = tune(base, load_search_space("experiments/search/hybrid_parts.yaml", base), trials=20,
+                     study_name="parts")
+        ```
     """
     check_study_name(study_name)
     if seeds_per_trial < 1:
