@@ -10,6 +10,7 @@ the argparse parser the `hybridunet` command runs) or `<!-- generated: plan -->`
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -36,15 +37,18 @@ def presets_table() -> str:
     from hybridunet.models import PRESETS
     from hybridunet.models.presets import PART_KEYS
 
-    rows = ["| preset | " + " | ".join(f"`{k}`" for k in PART_KEYS) + " | what it is | reference |",
-            "|---" * (len(PART_KEYS) + 3) + "|"]
-    for preset in PRESETS:
-        parts = " | ".join(f"`{preset.parts[k]}`" for k in PART_KEYS)
-        rows.append(f"| `{preset.name}` | {parts} | {cell(preset.description)} | {cell(preset.reference)} |")
+    rows = ["| | " + " | ".join(f"`{preset.name}`" for preset in PRESETS) + " |", "|---" * (len(PRESETS) + 1) + "|"]
+    for key in PART_KEYS:
+        rows.append(f"| `{key}` | " + " | ".join(f"`{preset.parts[key]}`" for preset in PRESETS) + " |")
+    rows.append("| what it is | " + " | ".join(cell(preset.description) for preset in PRESETS) + " |")
+    rows.append("| reference | " + " | ".join(cell(preset.reference) for preset in PRESETS) + " |")
     return "\n".join(rows)
 
 
 def first_line(builder: Callable[..., Any]) -> str:
+    if isinstance(builder, functools.partial):  # a part registered as another with keywords set
+        keywords = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in builder.keywords.items())
+        return f"`{builder.func.__name__}` with `{keywords}`: " + first_line(builder.func)
     doc = inspect.getdoc(builder) or ""
     return doc.split("\n\n")[0].replace("\n", " ")
 

@@ -72,10 +72,12 @@ def test_the_examples_left_out_are_few():
 def test_generated_tables_cover_the_code():
     from hybridunet.cli import build_parser
     from hybridunet.models import PRESETS
+    from hybridunet.models.presets import PART_KEYS
 
     module = hooks()
     presets = module.presets_table()
-    assert all(f"| `{preset.name}` |" in presets for preset in PRESETS)
+    assert all(f"`{preset.name}`" in presets.splitlines()[0] for preset in PRESETS)
+    assert all(f"| `{key}` |" in presets for key in PART_KEYS)
     parts = module.parts_table()
     for registry in (BLOCKS, SKIPS, BOTTLENECKS, UPSAMPLERS):
         assert all(f"| `{name}` |" in parts for name in registry.names())
