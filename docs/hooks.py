@@ -114,8 +114,10 @@ def plan_output() -> str:
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        main(["plan", "--max-seeds", "10"])
+        status = main(["plan", "--max-seeds", "10"])
     lines = out.getvalue().splitlines()[:-1]  # the last line is the JSON for scripts
+    if status != 0 or not lines:
+        raise RuntimeError(f"`hybridunet plan --max-seeds 10` exited {status} with {out.getvalue()!r}")
     return "\n".join(["```", "$ hybridunet plan --max-seeds 10", *lines, "```"])
 
 

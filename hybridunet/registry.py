@@ -63,7 +63,8 @@ class Registry(Generic[T]):
             `builder`, or a decorator that registers and returns what it decorates.
 
         Raises:
-            ValueError: `name` is empty or already registered.
+            ValueError: `name` is empty, or already registered (as a decorator: when it is
+                applied).
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.family} name must be a non-empty string, got {name!r}")

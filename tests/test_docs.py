@@ -90,6 +90,16 @@ def test_generated_tables_cover_the_code():
     assert "## `hybridunet data synth`" in cli and "`--overwrite`" in cli
 
 
+def test_pages_ask_for_their_generated_tables():
+    """A marker typed wrong would stay an invisible comment and the table would vanish."""
+    asked = {page.name: set(hooks().MARKER.findall(page.read_text())) for page in DOCS.glob("*.md")}
+    assert asked["models.md"] == {"presets", "parts"}
+    assert asked["cli.md"] == {"cli"} and asked["comparing.md"] == {"plan"}
+    near_misses = [line for page in DOCS.glob("*.md") for line in page.read_text().splitlines()
+                   if "generated:" in line and not hooks().MARKER.fullmatch(line)]
+    assert not near_misses
+
+
 def test_an_unknown_generated_table_fails_the_build():
     class Page:
         class file:
@@ -97,6 +107,16 @@ def test_an_unknown_generated_table_fails_the_build():
 
     with pytest.raises(ValueError, match="models.md: unknown generated table 'presetz'"):
         hooks().on_page_markdown("a\n<!-- generated: presetz -->\n", page=Page)
+
+
+def test_make_test_builds_the_docs_strictly():
+    """`make test` runs docs-check, whose build is --strict and not --quiet (--quiet drops the
+    warnings --strict counts: a broken link would pass)."""
+    makefile = (REPO / "Makefile").read_text()
+    test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "$(MAKE) docs-check" in test_recipe
+    check = makefile.split("\ndocs-check:", 1)[1].split("\n\n", 1)[0]
+    assert "build --strict" in check and "-q" not in check.split() and "--quiet" not in check
 
 
 def test_readme_is_a_front_page():

@@ -43,7 +43,8 @@ class CityscapesPairs(SegmentationDataset):
         transform: An albumentations-style transform (`train_transform`, `eval_transform`);
             default: the image as float in [0, 1].
         mapper: The colour to trainId mapping.
-        **kwargs: `SegmentationDataset`'s (`limit`, `skip_bad`).
+        **kwargs: `SegmentationDataset`'s: `cache_masks`, `skip_bad` (skip unreadable files
+            with a counted warning), `seed`.
 
     Example:
         ```python

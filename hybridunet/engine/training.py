@@ -41,8 +41,9 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
     """Train and validate as `config` says, writing checkpoints into the run's folder.
 
     The same call runs under `torchrun` (each process takes its share; rank 0 writes and
-    logs). With tracking on, the run is an MLflow run and `callbacks` get an
-    `MLflowCallback` in front.
+    calls the callbacks). `fit` itself logs nothing to MLflow: pass
+    `callbacks=[MLflowCallback(config.tracking)]` (`hybridunet.tracking`), as
+    `hybridunet train` does when `tracking.enabled` is true.
 
     Args:
         config: The experiment, from `hybridunet.config.load_config`.
@@ -54,7 +55,8 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
     Returns:
         The best epoch's validation metrics (`dice`, `miou`, `pixel_acc`, `loss`,
             `per_class_dice`, ...) plus `checkpoint`, the best checkpoint's path, `cost`,
-            and what callbacks add (`run_id`, `model_uri`); the epochs' history, the data
+            and what callbacks add (the MLflow callback: `run_id`, `model_uri`); the epochs'
+            history, the data
             fingerprint and the seconds are attributes.
 
     Raises:

@@ -31,12 +31,14 @@ def create_model(name: str, /, **kwargs: Any) -> nn.Module:
             `widths`, a part such as `bottleneck="aspp"`); for a peer, `SmpModel`'s.
 
     Returns:
-        The model, in training mode, with random weights (nothing is downloaded).
+        The model, in training mode, with random weights: nothing is downloaded unless a
+            peer's `encoder_weights` asks for it (`weights_path` loads a local file instead).
 
     Raises:
         hybridunet.errors.UnknownNameError: `name` is not registered (the known names and the
             closest one are listed).
-        TypeError: A keyword the builder does not take (the accepted ones are listed).
+        TypeError: A keyword the model does not take, also one an smp architecture would
+            silently ignore (the accepted ones are listed).
 
     Example:
         ```python
