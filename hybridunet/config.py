@@ -109,8 +109,10 @@ class LossConfig(BuilderSection):
     def _check_values(self) -> LossConfig:
         if isinstance(self.class_weights, list) and any(w < 0 for w in self.class_weights):
             raise ValueError(f"loss.class_weights: weights must be >= 0, got {self.class_weights}")
-        try:  # values the builder refuses (e.g. loss.threshold=1.5) fail here, naming the key
-            self.registry().build(self.name, **self.kwargs)
+        try:  # values the builder refuses (e.g. loss.threshold=1.5) fail here, naming the key; a loss
+            # without keywords is not built (dice_ce would import smp, a second, at every config's import)
+            if self.kwargs:
+                self.registry().build(self.name, **self.kwargs)
         except (ValueError, TypeError) as err:
             raise ValueError(str(err)) from None
         return self
