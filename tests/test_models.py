@@ -192,19 +192,6 @@ def test_model_creation_makes_no_network_call(offline):
     hu.create_model("smp_unet", encoder_name="efficientnet-b0")
 
 
-@pytest.mark.parametrize("name", ["smp_unet", "smp_fpn"])
-def test_a_keyword_an_smp_peer_does_not_take_fails_listing_the_ones_it_does(name):
-    """smp's models ignore keywords they do not know (a typo trains the default); ours say so."""
-    from hybridunet.config import ConfigError, load_config
-
-    with pytest.raises(TypeError, match=rf"model '{name}': .*'decoder_channel'.*Accepted keywords: .*encoder_name"):
-        hu.create_model(name, decoder_channel=16)
-    with pytest.raises(ConfigError, match="model.*'decoder_channel'.*Accepted keywords"):
-        load_config("smp_unet_r18", [f"model.name={name}", "model.decoder_channel=16"])
-    taken = {"smp_unet": {"decoder_attention_type": "scse"}, "smp_fpn": {"decoder_dropout": 0.1}}[name]
-    hu.create_model(name, **taken)  # a keyword of the architecture's own still goes through
-
-
 def test_smp_encoder_weights_load_from_a_local_file(tmp_path, offline):
     source = hu.create_model("smp_unet", num_classes=5)
     path = tmp_path / "encoder.safetensors"

@@ -8,8 +8,7 @@ answers, or takes them from its local cache; offline, it fails at once naming
 
 from __future__ import annotations
 
-import inspect
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,33 +123,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     load_weights(encoder, state, path)
 
 
-class SmpBuilder:
-    """Builds one smp architecture as an `SmpModel`. Its signature names every keyword the
-    architecture takes, so a misspelt one fails listing them (smp's models ignore keywords
-    they do not know); smp is imported when the signature is first asked for."""
-
-    def __init__(self, arch: str) -> None:
-        self.arch = arch
-        self.__qualname__ = f"SmpModel({arch!r})"  # how keyword errors name it
-
-    def __call__(self, **kwargs: Any) -> SmpModel:
-        return SmpModel(self.arch, **kwargs)
-
-    @cached_property
-    def __signature__(self) -> inspect.Signature:
-        import segmentation_models_pytorch as smp
-
-        keyword = inspect.Parameter.KEYWORD_ONLY
-        ours = [p.replace(kind=keyword) for name, p in inspect.signature(SmpModel).parameters.items()
-                if name not in ("arch", "smp_kwargs")]
-        set_by_us = {"self", "encoder_name", "encoder_weights", "in_channels", "classes"}
-        architecture = inspect.signature(smp.MODEL_ARCHITECTURES_MAPPING[self.arch]).parameters
-        theirs = [p.replace(kind=keyword) for name, p in architecture.items()
-                  if name not in set_by_us and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        return inspect.Signature([*ours, *theirs])
-
-
 for _name, _arch in SMP_ARCHITECTURES.items():
-    MODELS.register(_name, SmpBuilder(_arch), info=ModelInfo(
+    MODELS.register(_name, partial(SmpModel, _arch), info=ModelInfo(
         f"segmentation-models-pytorch {_arch} (resnet18 encoder by default, random init)",
         "https://github.com/qubvel-org/segmentation_models.pytorch"))
