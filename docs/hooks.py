@@ -113,7 +113,7 @@ def plan_output() -> str:
     from hybridunet.cli import main
 
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         status = main(["plan", "--max-seeds", "10"])
     lines = out.getvalue().splitlines()[:-1]  # the last line is the JSON for scripts
     if status != 0 or not lines:

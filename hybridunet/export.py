@@ -45,7 +45,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, opset: in
         The `.onnx` path; its sidecar is the same path plus `.json`.
 
     Raises:
-        hybridunet.errors.OutputExistsError: The file exists and `overwrite` is False.
+        hybridunet.errors.OutputExistsError: The file or its sidecar exists and `overwrite` is
+            False.
         hybridunet.errors.UsageError: `out` is not a `.onnx` name, or `opset` is outside 7-23.
 
     Example:

@@ -55,9 +55,8 @@ def fit(config: ExperimentConfig, callbacks: Sequence[Callback] = (), resume: bo
     Returns:
         The best epoch's validation metrics (`dice`, `miou`, `pixel_acc`, `loss`,
             `per_class_dice`, ...) plus `checkpoint`, the best checkpoint's path, `cost`,
-            and what callbacks add (the MLflow callback: `run_id`, `model_uri`); the epochs'
-            history, the data
-            fingerprint and the seconds are attributes.
+            and what callbacks add (the MLflow callback: `run_id`, `model_uri`); the
+            epochs' history, the data fingerprint and the seconds are attributes.
 
     Raises:
         hybridunet.errors.UserError: Bad input (data, an existing output folder, ...), said

@@ -28,7 +28,7 @@ def create_model(name: str, /, **kwargs: Any) -> nn.Module:
         name: A name from `list_models()`: a preset (`unet`, `hybrid_unet`, ...), an smp peer
             (`smp_unet`, ...) or one registered with `register_model`.
         **kwargs: The builder's keywords: for a preset, any `UNet` argument (`num_classes`,
-            `widths`, a part such as `bottleneck="aspp"`); for a peer, `SmpModel`'s.
+            `widths`, a part such as `bottleneck="aspp"`); for a peer, `SmpModel`'s plus the smp architecture's own.
 
     Returns:
         The model, in training mode, with random weights: nothing is downloaded unless a
@@ -37,8 +37,9 @@ def create_model(name: str, /, **kwargs: Any) -> nn.Module:
     Raises:
         hybridunet.errors.UnknownNameError: `name` is not registered (the known names and the
             closest one are listed).
-        TypeError: A keyword the model does not take, also one an smp architecture would
-            silently ignore (the accepted ones are listed).
+        TypeError: A keyword a preset does not take (the accepted ones are listed). The smp
+            peers pass keywords they do not name on to smp, which gives the ones it does not
+            know to a timm encoder (`tu-...`) and otherwise ignores them.
 
     Example:
         ```python
