@@ -5,6 +5,7 @@ with `mkdocs build --strict`: a broken link, page or docstring fails there.)"""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import re
 from pathlib import Path
@@ -31,7 +32,9 @@ def examples(page: str) -> tuple[list[str], list[str]]:
     return run, skipped
 
 
+@functools.cache
 def hooks():
+    """docs/hooks.py, loaded once (it is not a package module)."""
     spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -92,11 +95,12 @@ def test_generated_tables_cover_the_code():
 
 def test_pages_ask_for_their_generated_tables():
     """A marker typed wrong would stay an invisible comment and the table would vanish."""
-    asked = {page.name: set(hooks().MARKER.findall(page.read_text())) for page in DOCS.glob("*.md")}
+    marker = hooks().MARKER
+    asked = {page.name: set(marker.findall(page.read_text())) for page in DOCS.glob("*.md")}
     assert asked["models.md"] == {"presets", "parts"}
     assert asked["cli.md"] == {"cli"} and asked["comparing.md"] == {"plan"}
     near_misses = [line for page in DOCS.glob("*.md") for line in page.read_text().splitlines()
-                   if "generated:" in line and not hooks().MARKER.fullmatch(line)]
+                   if "generated:" in line and not marker.fullmatch(line)]
     assert not near_misses
 
 
